@@ -1,0 +1,47 @@
+"""throttlekit: share third-party API rate limits without hitting them.
+
+Example:
+    >>> import httpx, throttlekit as tk
+    >>> client = httpx.Client(
+    ...     transport=tk.ThrottledTransport(
+    ...         tk.RateLimit("10/second", key=tk.keys.path_param("organizations")),
+    ...     )
+    ... )
+"""
+
+from __future__ import annotations
+
+from . import keys
+from ._core.rates import Limit, parse_rate
+from ._exceptions import (
+    BackendError,
+    CapacityExceeded,
+    ConfigurationError,
+    RateLimited,
+    ThrottlekitError,
+)
+from ._transport import AsyncThrottledTransport, ThrottledTransport, default_backend
+from .backends import Backend, Lease, MemoryBackend, Reservation
+from .policies import Concurrency, RateLimit
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "AsyncThrottledTransport",
+    "Backend",
+    "BackendError",
+    "CapacityExceeded",
+    "Concurrency",
+    "ConfigurationError",
+    "Lease",
+    "Limit",
+    "MemoryBackend",
+    "RateLimit",
+    "RateLimited",
+    "Reservation",
+    "ThrottledTransport",
+    "ThrottlekitError",
+    "default_backend",
+    "keys",
+    "parse_rate",
+]

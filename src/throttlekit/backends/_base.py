@@ -1,0 +1,100 @@
+"""The backend protocol shared by every place limiter state can live."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from .._core.rates import Limit
+
+__all__ = ["Backend", "Lease", "Reservation"]
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A place in a bucket's line.
+
+    Attributes:
+        key: The bucket's name.
+        cost: The cost charged.
+        wait: Seconds from the reservation until the caller may go.
+        handle: Backend-private data used to give the place back.
+    """
+
+    key: str
+    cost: float
+    wait: float
+    handle: object = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """One held slot of a concurrency limit.
+
+    Attributes:
+        key: The limit's name.
+        waited: Seconds spent waiting for the slot.
+        handle: Backend-private data used to release the slot.
+    """
+
+    key: str
+    waited: float = 0.0
+    handle: object = field(default=None, repr=False, compare=False)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Shared state for rate and concurrency limits, sync and async.
+
+    A backend decides; it does not sleep for rate limits. `reserve` charges
+    the bucket for the caller's place in line and says how long to wait; the
+    caller sleeps, and calls `cancel` if it gives up before its turn.
+    Concurrency slots are different: `acquire` blocks until a slot is free,
+    because only a release can say when that is.
+    """
+
+    def reserve(
+        self,
+        key: str,
+        limits: Sequence[Limit],
+        cost: float,
+        max_wait: float | None,
+    ) -> Reservation:
+        """Reserve ``cost`` in bucket ``key``; raise `RateLimited` when the
+        wait would exceed ``max_wait`` (nothing is charged then)."""
+        ...
+
+    def cancel(self, reservation: Reservation) -> None:
+        """Give back a reservation whose caller did not go."""
+        ...
+
+    def acquire(self, key: str, limit: int, timeout: float | None) -> Lease:
+        """Take one of ``limit`` slots of ``key``, waiting up to ``timeout``."""
+        ...
+
+    def release(self, lease: Lease) -> None:
+        """Give a slot back; releasing twice is harmless."""
+        ...
+
+    async def areserve(
+        self,
+        key: str,
+        limits: Sequence[Limit],
+        cost: float,
+        max_wait: float | None,
+    ) -> Reservation:
+        """Async twin of `reserve`."""
+        ...
+
+    async def acancel(self, reservation: Reservation) -> None:
+        """Async twin of `cancel`."""
+        ...
+
+    async def aacquire(self, key: str, limit: int, timeout: float | None) -> Lease:
+        """Async twin of `acquire`."""
+        ...
+
+    async def arelease(self, lease: Lease) -> None:
+        """Async twin of `release`."""
+        ...

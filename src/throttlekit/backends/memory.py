@@ -1,0 +1,342 @@
+"""`MemoryBackend`: limiter state inside one process.
+
+All state sits behind one `threading.Lock`, held only for a few arithmetic
+steps and never across a wait, so the same backend serves threads, asyncio
+tasks and several event loops one after another (a Celery task calling
+`asyncio.run` per task). Nothing in it is bound to an event loop: an async
+waiter's future lives only while that waiter waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from .._core import gcra
+from .._core.rates import Limit
+from .._exceptions import RateLimited
+from ._base import Lease, Reservation
+
+__all__ = ["BackendStatistics", "MemoryBackend"]
+
+logger = logging.getLogger("throttlekit.bucket")
+
+# Idle buckets are swept after this many reservations, so the table holds
+# the keys in use rather than every key ever seen.
+_SWEEP_EVERY = 1024
+
+
+@dataclass(frozen=True)
+class BackendStatistics:
+    """A snapshot of a backend's state.
+
+    Attributes:
+        buckets: Rate buckets currently held.
+        reservations: Reservations whose time has not yet come.
+        leases: Concurrency slots currently held.
+        lease_waiters: Callers waiting for a concurrency slot.
+    """
+
+    buckets: int
+    reservations: int
+    leases: int
+    lease_waiters: int
+
+
+@dataclass
+class _Bucket:
+    limits: tuple[Limit, ...]
+    ledger: gcra.ReservationLedger
+
+
+class _Waiter:
+    """One caller waiting for a concurrency slot, thread or asyncio task."""
+
+    __slots__ = ("event", "future", "granted", "loop")
+
+    def __init__(
+        self,
+        event: threading.Event | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        future: asyncio.Future[None] | None = None,
+    ) -> None:
+        self.event = event
+        self.loop = loop
+        self.future = future
+        self.granted = False
+
+    def wake(self) -> bool:
+        """Wake the waiter; return False when it can no longer be woken."""
+        if self.event is not None:
+            self.event.set()
+            return True
+        assert self.loop is not None
+        assert self.future is not None
+        try:
+            self.loop.call_soon_threadsafe(_resolve, self.future)
+        except RuntimeError:  # its event loop is closed: nobody is there
+            return False
+        return True
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+@dataclass
+class _Slots:
+    limit: int
+    held: int = 0
+    waiters: deque[_Waiter] = field(default_factory=deque)
+
+    def free(self) -> bool:
+        # First come, first served: nobody jumps a non-empty line.
+        return self.held < self.limit and not self.waiters
+
+
+@dataclass
+class _Token:
+    slots: _Slots
+    released: bool = False
+
+
+class MemoryBackend:
+    """Limiter state shared by the threads and tasks of one process.
+
+    The default backend. Waiters are served first come, first served; a
+    rate-limited caller sleeps on its own timer until its reserved time, and
+    a concurrency slot is handed straight to the next waiter, so releases
+    never wake more than one caller.
+
+    Args:
+        clock: Returns the current time in seconds; `time.monotonic` by
+            default. Inject a fake clock in tests.
+
+    Example:
+        >>> import throttlekit as tk
+        >>> backend = tk.MemoryBackend()
+        >>> transport = tk.ThrottledTransport(
+        ...     tk.RateLimit("10/second"), backend=backend
+        ... )
+
+    Note:
+        Processes do not share a `MemoryBackend`; use `RedisBackend` for a
+        budget shared by several processes or hosts.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._buckets: dict[str, _Bucket] = {}
+        self._slots: dict[str, _Slots] = {}
+        self._reserved = 0
+
+    def reserve(
+        self,
+        key: str,
+        limits: Sequence[Limit],
+        cost: float,
+        max_wait: float | None,
+    ) -> Reservation:
+        """Reserve ``cost`` in bucket ``key`` and return the wait.
+
+        Raises:
+            RateLimited: The wait would exceed ``max_wait``; nothing is
+                charged.
+            CapacityExceeded: ``cost`` exceeds the burst capacity.
+        """
+        limits = tuple(limits)
+        gcra.check_cost(key, limits, cost)
+
+        with self._lock:
+            now = self._clock()
+            bucket = self._bucket(key, limits, now)
+            slot = gcra.reserve(limits, bucket.ledger.tats, now, cost)
+            if max_wait is not None and slot.wait > max_wait:
+                raise RateLimited(key, slot.wait)
+            handle = bucket.ledger.commit(slot, now)
+
+        logger.debug("reserved %s cost=%g wait=%.3fs", key, cost, slot.wait)
+        return Reservation(key, cost, slot.wait, (bucket, handle))
+
+    def cancel(self, reservation: Reservation) -> None:
+        """Give back a reservation; harmless twice or after its time."""
+        bucket, handle = _unpack(reservation)
+        with self._lock:
+            bucket.ledger.cancel(handle, self._clock())
+        logger.debug("cancelled %s cost=%g", reservation.key, reservation.cost)
+
+    def acquire(self, key: str, limit: int, timeout: float | None) -> Lease:
+        """Take a slot, blocking the thread up to ``timeout`` seconds.
+
+        Raises:
+            RateLimited: No slot came free within ``timeout``.
+        """
+        start = self._clock()
+        with self._lock:
+            slots = self._slots_for(key, limit)
+            if slots.free():
+                slots.held += 1
+                return Lease(key, 0.0, _Token(slots))
+            waiter = _Waiter(event=threading.Event())
+            slots.waiters.append(waiter)
+
+        try:
+            assert waiter.event is not None
+            waiter.event.wait(timeout)
+        except BaseException:
+            self._abandon(key, slots, waiter)
+            raise
+        if self._settle(key, slots, waiter):
+            return Lease(key, self._clock() - start, _Token(slots))
+        raise RateLimited(key, _inf(timeout), reason="no concurrency slot")
+
+    def release(self, lease: Lease) -> None:
+        """Give a slot back to the next waiter; harmless twice."""
+        token = lease.handle
+        if not isinstance(token, _Token):
+            raise TypeError(f"not a lease of this backend: {lease!r}")
+        with self._lock:
+            if token.released:
+                return
+            token.released = True
+            self._hand_over(lease.key, token.slots)
+
+    async def areserve(
+        self,
+        key: str,
+        limits: Sequence[Limit],
+        cost: float,
+        max_wait: float | None,
+    ) -> Reservation:
+        """Async twin of `reserve`; it never blocks the event loop."""
+        return self.reserve(key, limits, cost, max_wait)
+
+    async def acancel(self, reservation: Reservation) -> None:
+        """Async twin of `cancel`."""
+        self.cancel(reservation)
+
+    async def aacquire(self, key: str, limit: int, timeout: float | None) -> Lease:
+        """Async twin of `acquire`; a cancelled waiter holds no slot."""
+        start = self._clock()
+        with self._lock:
+            slots = self._slots_for(key, limit)
+            if slots.free():
+                slots.held += 1
+                return Lease(key, 0.0, _Token(slots))
+            loop = asyncio.get_running_loop()
+            future: asyncio.Future[None] = loop.create_future()
+            waiter = _Waiter(loop=loop, future=future)
+            slots.waiters.append(waiter)
+
+        try:
+            await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:
+            pass
+        except BaseException:
+            # Cancelled: a slot handed over meanwhile goes on to the next
+            # waiter instead of leaking.
+            self._abandon(key, slots, waiter)
+            raise
+        if self._settle(key, slots, waiter):
+            return Lease(key, self._clock() - start, _Token(slots))
+        raise RateLimited(key, _inf(timeout), reason="no concurrency slot")
+
+    async def arelease(self, lease: Lease) -> None:
+        """Async twin of `release`."""
+        self.release(lease)
+
+    def statistics(self) -> BackendStatistics:
+        """Return a snapshot of what the backend holds."""
+        with self._lock:
+            return BackendStatistics(
+                buckets=len(self._buckets),
+                reservations=sum(len(b.ledger.entries) for b in self._buckets.values()),
+                leases=sum(s.held for s in self._slots.values()),
+                lease_waiters=sum(len(s.waiters) for s in self._slots.values()),
+            )
+
+    def close(self) -> None:
+        """Nothing to close; present for symmetry with other backends."""
+
+    async def aclose(self) -> None:
+        """Nothing to close; present for symmetry with other backends."""
+
+    def _bucket(self, key: str, limits: tuple[Limit, ...], now: float) -> _Bucket:
+        self._reserved += 1
+        if self._reserved % _SWEEP_EVERY == 0:
+            self._sweep(now)
+
+        bucket = self._buckets.get(key)
+        if bucket is None or bucket.limits != limits:
+            # New key, or the limits changed: start from idle.
+            idle = tuple(now for _ in limits)
+            bucket = _Bucket(limits, gcra.ReservationLedger(idle))
+            self._buckets[key] = bucket
+        return bucket
+
+    def _sweep(self, now: float) -> None:
+        idle = [
+            key
+            for key, bucket in self._buckets.items()
+            if not bucket.ledger.entries and bucket.ledger.idle_at() <= now
+        ]
+        for key in idle:
+            del self._buckets[key]
+
+    def _slots_for(self, key: str, limit: int) -> _Slots:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be an int >= 1, got {limit!r}")
+        slots = self._slots.get(key)
+        if slots is None:
+            slots = self._slots[key] = _Slots(limit)
+        slots.limit = limit
+        return slots
+
+    def _settle(self, key: str, slots: _Slots, waiter: _Waiter) -> bool:
+        """Return whether a waiter that stopped waiting holds a slot; one
+        that does not leaves the line."""
+        with self._lock:
+            if waiter.granted:
+                return True
+            slots.waiters.remove(waiter)
+            self._drop_if_idle(key, slots)
+            return False
+
+    def _abandon(self, key: str, slots: _Slots, waiter: _Waiter) -> None:
+        with self._lock:
+            if waiter.granted:
+                self._hand_over(key, slots)
+            else:
+                slots.waiters.remove(waiter)
+                self._drop_if_idle(key, slots)
+
+    def _hand_over(self, key: str, slots: _Slots) -> None:
+        while slots.waiters and slots.held <= slots.limit:
+            waiter = slots.waiters.popleft()
+            waiter.granted = True
+            if waiter.wake():
+                return
+        slots.held -= 1
+        self._drop_if_idle(key, slots)
+
+    def _drop_if_idle(self, key: str, slots: _Slots) -> None:
+        if slots.held <= 0 and not slots.waiters:
+            self._slots.pop(key, None)
+
+
+def _unpack(reservation: Reservation) -> tuple[_Bucket, object]:
+    handle = reservation.handle
+    if not (isinstance(handle, tuple) and isinstance(handle[0], _Bucket)):
+        raise TypeError(f"not a reservation of this backend: {reservation!r}")
+    return handle[0], handle[1]
+
+
+def _inf(timeout: float | None) -> float:
+    return float("inf") if timeout is None else timeout

@@ -1,0 +1,121 @@
+"""Key functions: map a request to the name of the budget it spends.
+
+A key function takes an `httpx.Request` and returns a short string, or
+``None`` when the policy does not apply to that request (the request then
+passes that policy untouched). Keys become part of backend key names, so
+they never contain a secret: header values are stored as digests.
+
+Example:
+    >>> import throttlekit as tk
+    >>> per_org = tk.RateLimit(
+    ...     "10/second", key=tk.keys.path_param("organizations")
+    ... )
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Callable
+
+import httpx
+
+__all__ = ["KeyFunc", "constant", "digest", "header", "host", "path_param", "resolve"]
+
+KeyFunc = Callable[[httpx.Request], "str | None"]
+
+
+def host() -> KeyFunc:
+    """Key by the request's host, with the port when it is not the default.
+
+    Example: ``"host:api.meraki.com"``.
+    """
+
+    def key(request: httpx.Request) -> str:
+        url = request.url
+        port = f":{url.port}" if url.port is not None else ""
+        return f"host:{url.host}{port}"
+
+    return key
+
+
+def path_param(name: str, *, default: str | None = None) -> KeyFunc:
+    """Key by the path segment that follows the segment ``name``.
+
+    ``path_param("organizations")`` maps ``/api/v1/organizations/123/networks``
+    to ``"organizations:123"``.
+
+    Args:
+        name: The segment before the value, such as ``"organizations"``.
+        default: The key when the path has no such segment or no value after
+            it. ``None`` (default) means the policy does not apply.
+    """
+    _check_name("name", name)
+
+    def key(request: httpx.Request) -> str | None:
+        segments = [s for s in request.url.path.split("/") if s]
+        for before, value in itertools.pairwise(segments):
+            if before == name:
+                return f"{name}:{value}"
+        return default
+
+    return key
+
+
+def header(name: str, *, default: str | None = None) -> KeyFunc:
+    """Key by a header's value, kept only as a digest.
+
+    ``header("X-Cisco-Meraki-API-Key")`` gives every API key its own budget
+    without the key itself ever reaching a log or a backend key name.
+
+    Args:
+        name: The header's name, any case.
+        default: The key when the header is absent. ``None`` (default)
+            means the policy does not apply.
+    """
+    _check_name("name", name)
+    label = name.lower()
+
+    def key(request: httpx.Request) -> str | None:
+        value = request.headers.get(name)
+        if value is None:
+            return default
+        return f"{label}:{digest(value)}"
+
+    return key
+
+
+def constant(value: str) -> KeyFunc:
+    """Key every request the same: one budget for all of them."""
+    _check_name("value", value)
+
+    def key(request: httpx.Request) -> str:
+        return value
+
+    return key
+
+
+def resolve(key: KeyFunc | str | None) -> KeyFunc:
+    """Turn a policy's ``key`` argument into a key function.
+
+    ``None`` means one budget for every request (``"all"``); a string means
+    that fixed key; a callable is used as it is.
+    """
+    if key is None:
+        return constant("all")
+    if isinstance(key, str):
+        return constant(key)
+    if callable(key):
+        return key
+    raise TypeError(f"key must be a key function, a string or None, got {key!r}")
+
+
+def digest(value: str | bytes) -> str:
+    """Return a short, stable digest of a secret, safe to log and store."""
+    data = value.encode() if isinstance(value, str) else value
+    return hashlib.blake2b(data, digest_size=12, person=b"throttlekit").hexdigest()
+
+
+def _check_name(param: str, value: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{param} must be a non-empty string, got {value!r}")
