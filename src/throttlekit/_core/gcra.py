@@ -43,6 +43,9 @@ __all__ = [
     "reserve",
 ]
 
+# Waits shorter than this are rounding error, far below any clock's precision.
+_EPSILON = 1e-9
+
 
 @dataclass(frozen=True)
 class Slot:
@@ -99,6 +102,9 @@ def reserve(
     for limit, tat in zip(limits, tats, strict=True):
         due = max(tat, now) + cost * limit.interval - limit.tolerance - now
         wait = max(wait, due)
+    if wait < _EPSILON:
+        # Float residue from summing intervals; not a real wait.
+        wait = 0.0
 
     admit = now + wait
     new_tats = tuple(
@@ -146,6 +152,10 @@ class ReservationLedger:
         while self.entries and self.entries[-1].cancelled:
             self.tats = self.entries.pop().before
         self._forget_admitted(now)
+
+    def pending(self, now: float) -> int:
+        """Return how many reservations are still waiting for their turn."""
+        return sum(1 for e in self.entries if e.admit > now and not e.cancelled)
 
     def idle_at(self) -> float:
         """Return the time from which the bucket is as good as new."""

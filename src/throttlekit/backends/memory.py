@@ -255,9 +255,12 @@ class MemoryBackend:
     def statistics(self) -> BackendStatistics:
         """Return a snapshot of what the backend holds."""
         with self._lock:
+            now = self._clock()
             return BackendStatistics(
                 buckets=len(self._buckets),
-                reservations=sum(len(b.ledger.entries) for b in self._buckets.values()),
+                reservations=sum(
+                    bucket.ledger.pending(now) for bucket in self._buckets.values()
+                ),
                 leases=sum(s.held for s in self._slots.values()),
                 lease_waiters=sum(len(s.waiters) for s in self._slots.values()),
             )
@@ -285,7 +288,7 @@ class MemoryBackend:
         idle = [
             key
             for key, bucket in self._buckets.items()
-            if not bucket.ledger.entries and bucket.ledger.idle_at() <= now
+            if bucket.ledger.pending(now) == 0 and bucket.ledger.idle_at() <= now
         ]
         for key in idle:
             del self._buckets[key]
