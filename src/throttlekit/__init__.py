@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from . import keys
 from ._core.rates import Limit, parse_rate
+from ._decorator import Call, throttle
 from ._exceptions import (
     BackendError,
     CapacityExceeded,
@@ -30,6 +31,7 @@ __all__ = [
     "AsyncThrottledTransport",
     "Backend",
     "BackendError",
+    "Call",
     "CapacityExceeded",
     "Concurrency",
     "ConfigurationError",
@@ -44,4 +46,5 @@ __all__ = [
     "default_backend",
     "keys",
     "parse_rate",
+    "throttle",
 ]

@@ -17,12 +17,23 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 
-__all__ = ["KeyFunc", "constant", "digest", "header", "host", "path_param", "resolve"]
+__all__ = [
+    "KeyFunc",
+    "argument",
+    "constant",
+    "digest",
+    "header",
+    "host",
+    "path_param",
+    "resolve",
+]
 
-KeyFunc = Callable[[httpx.Request], "str | None"]
+#: A key function: a request (or a `Call`, under `throttle`) to a key or None.
+KeyFunc = Callable[[Any], "str | None"]
 
 
 def host() -> KeyFunc:
@@ -81,6 +92,31 @@ def header(name: str, *, default: str | None = None) -> KeyFunc:
         if value is None:
             return default
         return f"{label}:{digest(value)}"
+
+    return key
+
+
+def argument(name: str, *, secret: bool = False, default: str | None = None) -> KeyFunc:
+    """Key a decorated function's call by one of its arguments.
+
+    For `throttle` and task base classes, whose key functions receive a
+    `Call`. ``argument("org_id")`` maps ``get_networks(org_id="123")`` to
+    ``"org_id:123"``, whether the value came by position, keyword or default.
+
+    Args:
+        name: The parameter's name.
+        secret: Store the value only as a digest (for API keys and tokens).
+        default: The key when the value is ``None``. ``None`` (default) means
+            the policy does not apply to that call.
+    """
+    _check_name("name", name)
+
+    def key(call: Any) -> str | None:
+        value = call.argument(name)
+        if value is None:
+            return default
+        text = digest(str(value)) if secret else str(value)
+        return f"{name}:{text}"
 
     return key
 
