@@ -179,13 +179,10 @@ class MemoryBackend:
             RateLimited: No slot came free within ``timeout``.
         """
         start = self._clock()
-        with self._lock:
-            slots = self._slots_for(key, limit)
-            if slots.free():
-                slots.held += 1
-                return Lease(key, 0.0, _Token(slots))
-            waiter = _Waiter(event=threading.Event())
-            slots.waiters.append(waiter)
+        waiter = _Waiter(event=threading.Event())
+        slots, lease = self._take_or_queue(key, limit, waiter)
+        if lease is not None:
+            return lease
 
         try:
             assert waiter.event is not None
@@ -225,15 +222,12 @@ class MemoryBackend:
     async def aacquire(self, key: str, limit: int, timeout: float | None) -> Lease:
         """Async twin of `acquire`; a cancelled waiter holds no slot."""
         start = self._clock()
-        with self._lock:
-            slots = self._slots_for(key, limit)
-            if slots.free():
-                slots.held += 1
-                return Lease(key, 0.0, _Token(slots))
-            loop = asyncio.get_running_loop()
-            future: asyncio.Future[None] = loop.create_future()
-            waiter = _Waiter(loop=loop, future=future)
-            slots.waiters.append(waiter)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        waiter = _Waiter(loop=loop, future=future)
+        slots, lease = self._take_or_queue(key, limit, waiter)
+        if lease is not None:
+            return lease
 
         try:
             await asyncio.wait_for(future, timeout)
@@ -301,6 +295,18 @@ class MemoryBackend:
             slots = self._slots[key] = _Slots(limit)
         slots.limit = limit
         return slots
+
+    def _take_or_queue(
+        self, key: str, limit: int, waiter: _Waiter
+    ) -> tuple[_Slots, Lease | None]:
+        """Take a free slot at once, or put ``waiter`` at the end of the line."""
+        with self._lock:
+            slots = self._slots_for(key, limit)
+            if slots.free():
+                slots.held += 1
+                return slots, Lease(key, 0.0, _Token(slots))
+            slots.waiters.append(waiter)
+            return slots, None
 
     def _settle(self, key: str, slots: _Slots, waiter: _Waiter) -> bool:
         """Return whether a waiter that stopped waiting holds a slot; one
