@@ -1,0 +1,317 @@
+"""Backoff schedules and the adaptive rate controller, as pure arithmetic.
+
+Backoff. Attempt ``n`` (counting from 1) of a retry waits at most the
+envelope::
+
+    envelope(n) = min(cap, initial * multiplier ** (n - 1))
+
+With full jitter the wait is drawn uniformly from ``[0, envelope(n)]``, so
+clients that failed together spread out instead of returning together; with
+no jitter it is the envelope itself. The envelope is computed without ever
+raising ``multiplier`` to a power that would overflow: from the attempt at
+which it reaches the cap on, it is the cap.
+
+Adaptive rate (AIMD). A learned request rate, between ``floor`` and
+``ceiling`` requests per second, starts at the ceiling and moves like a TCP
+congestion window:
+
+- Multiplicative decrease: a congestion signal (a 429, RFC 6585 §4) at
+  ``now`` cuts ``rate' = max(floor, rate * factor)``, unless the last cut
+  was at most ``max(window, rtt_guess)`` seconds ago. Requests in flight
+  when the server ran out all come back as 429s within about one round
+  trip; together they are one congestion event and cut once.
+- Additive increase: after ``calm`` seconds without a congestion signal,
+  each further ``calm`` seconds adds ``step`` to the rate, up to exactly
+  ``ceiling``. The step is counted on successes, so a key nobody uses does
+  not climb; a success after a long quiet spell takes every step at once.
+
+The state is a frozen `AdaptiveState` and every transition is a function
+from one state to the next, so a backend can store the state anywhere.
+"""
+
+from __future__ import annotations
+
+import math
+import random as _random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["AdaptiveRate", "AdaptiveState", "Backoff"]
+
+Jitter = Literal["full", "none"]
+_JITTERS = ("full", "none")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with a cap and optional full jitter.
+
+    Retrying at fixed intervals makes clients that failed together fail
+    together again. Growing the wait gives an overloaded server room, and
+    jitter spreads the retries out.
+
+    Args:
+        initial: Envelope of the first attempt, seconds; default 0.5.
+        multiplier: Growth of the envelope per attempt, at least 1;
+            default 2.
+        cap: Largest wait, seconds, at least ``initial``; default 30.
+        jitter: ``"full"`` (default) draws each wait uniformly from zero to
+            the envelope; ``"none"`` waits the envelope.
+
+    Raises:
+        TypeError: An argument is not a number.
+        ValueError: An argument is out of range; the message names it.
+
+    Example:
+        >>> Backoff(initial=1.0, cap=4.0, jitter="none").delay(5)
+        4.0
+    """
+
+    initial: float = 0.5
+    multiplier: float = 2.0
+    cap: float = 30.0
+    jitter: Jitter = "full"
+
+    def __post_init__(self) -> None:
+        _check("initial", self.initial, "a finite number >= 0", minimum=0.0)
+        _check("multiplier", self.multiplier, "a finite number >= 1", minimum=1.0)
+        cap_range = f"a finite number >= initial ({self.initial!r})"
+        _check("cap", self.cap, cap_range, minimum=self.initial)
+        if self.jitter not in _JITTERS:
+            raise ValueError(f"jitter must be one of {_JITTERS!r}, got {self.jitter!r}")
+
+    def envelope(self, attempt: int) -> float:
+        """Return the largest wait before ``attempt`` (1 for the first).
+
+        Raises:
+            TypeError: ``attempt`` is not an integer.
+            ValueError: ``attempt`` is below 1.
+        """
+        _check_attempt(attempt)
+        if self.initial == 0 or self.multiplier == 1:
+            return self.initial
+
+        try:
+            grown = self.initial * self.multiplier ** (attempt - 1)
+        except OverflowError:
+            # The power is beyond floats, so far beyond the cap.
+            return self.cap
+        return min(self.cap, grown)
+
+    def delay(
+        self,
+        attempt: int,
+        random: Callable[[], float] = _random.random,
+    ) -> float:
+        """Return the wait before ``attempt``, in seconds within ``[0, cap]``.
+
+        Args:
+            attempt: Which attempt is about to be made; 1 for the first
+                retry.
+            random: Source of uniform numbers in ``[0, 1]``; inject one to
+                make the schedule repeatable. Unused without jitter.
+
+        Raises:
+            TypeError: ``attempt`` is not an integer.
+            ValueError: ``attempt`` is below 1, or ``random`` returned a
+                number outside ``[0, 1]``.
+        """
+        envelope = self.envelope(attempt)
+        if self.jitter == "none":
+            return envelope
+
+        draw = random()
+        if not 0.0 <= draw <= 1.0:
+            raise ValueError(f"random must return a number in [0, 1], got {draw!r}")
+        return envelope * draw
+
+
+@dataclass(frozen=True)
+class AdaptiveState:
+    """Where an adaptive rate stands.
+
+    Attributes:
+        rate: The current rate, requests per second.
+        last_cut: When the rate was last cut, seconds; ``-inf`` if never.
+        calm_since: Where the current calm interval started, seconds: the
+            last congestion signal, moved on by each recovery step;
+            ``-inf`` if there was never any congestion.
+    """
+
+    rate: float
+    last_cut: float = -math.inf
+    calm_since: float = -math.inf
+
+
+@dataclass(frozen=True, init=False)
+class AdaptiveRate:
+    """Learn a rate the server tolerates: cut on 429s, recover when calm.
+
+    A shared budget may be spent by clients we do not control, so the rate
+    a server accepts can sit below the configured one. This controller
+    halves (by default) the rate when the server signals congestion, once
+    per congestion event, and climbs back in small steps while it stays
+    calm. It holds no state itself: each method maps an `AdaptiveState` to
+    the next. See the module docstring for the formula.
+
+    Args:
+        ceiling: The most the rate may be, requests per second; positive.
+        floor: The least the rate may fall to, requests per second, in
+            ``(0, ceiling]``. ``None`` (default): ``ceiling * 0.05``.
+        factor: Multiplier applied by a cut, in ``(0, 1)``; default 0.5.
+        step: Requests per second added per calm interval, positive.
+            ``None`` (default): ``ceiling * 0.05``.
+        calm: Seconds without congestion that earn one step; positive,
+            default 2.
+        window: Seconds after a cut during which further congestion signals
+            belong to the same event, at least 0; default 1. A larger
+            ``rtt_guess`` passed to `on_congestion` widens it.
+
+    Raises:
+        TypeError: An argument is not a number.
+        ValueError: An argument is out of range; the message names it.
+
+    Example:
+        >>> control = AdaptiveRate(10.0)
+        >>> state = control.on_congestion(control.start(), now=100.0)
+        >>> state.rate
+        5.0
+    """
+
+    ceiling: float
+    floor: float
+    factor: float
+    step: float
+    calm: float
+    window: float
+
+    def __init__(
+        self,
+        ceiling: float,
+        *,
+        floor: float | None = None,
+        factor: float = 0.5,
+        step: float | None = None,
+        calm: float = 2.0,
+        window: float = 1.0,
+    ) -> None:
+        floor = ceiling * 0.05 if floor is None else floor
+        step = ceiling * 0.05 if step is None else step
+        _check_adaptive(ceiling, floor, factor, step, calm, window)
+
+        settings = {
+            "ceiling": ceiling,
+            "floor": floor,
+            "factor": factor,
+            "step": step,
+            "calm": calm,
+            "window": window,
+        }
+        for name, value in settings.items():
+            object.__setattr__(self, name, float(value))
+
+    def start(self) -> AdaptiveState:
+        """Return the state of a key that has seen no congestion yet."""
+        return AdaptiveState(self.ceiling)
+
+    def on_congestion(
+        self,
+        state: AdaptiveState,
+        now: float,
+        rtt_guess: float | None = None,
+    ) -> AdaptiveState:
+        """Return the state after a congestion signal at ``now``.
+
+        Args:
+            state: The current state.
+            now: When the signal arrived, seconds.
+            rtt_guess: A guess at the round trip, seconds; signals within
+                ``max(window, rtt_guess)`` of the last cut do not cut again.
+                ``None`` (default): ``window`` alone.
+
+        Raises:
+            ValueError: ``now`` is not finite, or ``rtt_guess`` is not a
+                finite number >= 0.
+        """
+        _check("now", now, "finite seconds")
+        if rtt_guess is not None:
+            _check("rtt_guess", rtt_guess, "finite seconds >= 0", minimum=0.0)
+        rate = self._bounded(state.rate)
+
+        span = max(self.window, rtt_guess or 0.0)
+        if now - state.last_cut <= span:
+            # Part of the event already answered: only the calm restarts.
+            return AdaptiveState(rate, state.last_cut, now)
+
+        return AdaptiveState(max(self.floor, rate * self.factor), now, now)
+
+    def on_success(self, state: AdaptiveState, now: float) -> AdaptiveState:
+        """Return the state after a success at ``now``.
+
+        Raises:
+            ValueError: ``now`` is not finite.
+        """
+        _check("now", now, "finite seconds")
+        rate = self._bounded(state.rate)
+        calm_for = now - state.calm_since
+        # Calm since forever (or since a corrupted, NaN time): all the way up.
+        if rate >= self.ceiling or not calm_for < math.inf:
+            return AdaptiveState(self.ceiling, state.last_cut, state.calm_since)
+
+        steps = math.floor(calm_for / self.calm)
+        if steps < 1:
+            return AdaptiveState(rate, state.last_cut, state.calm_since)
+
+        # The calm interval keeps its phase, so successes arriving often do
+        # not round away part of each interval.
+        rate = min(self.ceiling, rate + steps * self.step)
+        return AdaptiveState(rate, state.last_cut, state.calm_since + steps * self.calm)
+
+    def _bounded(self, rate: float) -> float:
+        # A state saved under another configuration, or corrupted in
+        # storage, is brought back inside this one's bounds.
+        if math.isnan(rate):
+            return self.ceiling
+        return min(self.ceiling, max(self.floor, rate))
+
+
+def _check_adaptive(
+    ceiling: float,
+    floor: float,
+    factor: float,
+    step: float,
+    calm: float,
+    window: float,
+) -> None:
+    _check("ceiling", ceiling, "a finite number > 0", above=0.0)
+    floor_range = f"in (0, ceiling={ceiling!r}]"
+    _check("floor", floor, floor_range, above=0.0, maximum=ceiling)
+    _check("factor", factor, "in (0, 1)", above=0.0, below=1.0)
+    _check("step", step, "a finite number > 0", above=0.0)
+    _check("calm", calm, "a finite number > 0 (seconds)", above=0.0)
+    _check("window", window, "a finite number >= 0 (seconds)", minimum=0.0)
+
+
+def _check(
+    name: str,
+    value: float,
+    allowed: str,
+    *,
+    minimum: float = -math.inf,
+    maximum: float = math.inf,
+    above: float = -math.inf,
+    below: float = math.inf,
+) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be {allowed}, got {value!r}")
+    inside = minimum <= value <= maximum and above < value < below
+    if not (math.isfinite(value) and inside):
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+
+
+def _check_attempt(attempt: int) -> None:
+    if isinstance(attempt, bool) or not isinstance(attempt, int):
+        raise TypeError(f"attempt must be an integer >= 1, got {attempt!r}")
+    if attempt < 1:
+        raise ValueError(f"attempt must be an integer >= 1, got {attempt!r}")
