@@ -12,6 +12,8 @@ Example:
 from __future__ import annotations
 
 from . import keys
+from ._core.backoff import AdaptiveRate, Backoff
+from ._core.headers import RateLimitInfo, parse_headers
 from ._core.rates import Limit, parse_rate
 from ._decorator import Call, throttle
 from ._exceptions import (
@@ -23,28 +25,45 @@ from ._exceptions import (
 )
 from ._transport import AsyncThrottledTransport, ThrottledTransport, default_backend
 from .backends import Backend, Lease, MemoryBackend, Reservation
-from .policies import Concurrency, RateLimit
+from .policies import (
+    Concurrency,
+    Dedupe,
+    DedupeStatistics,
+    HeaderPacing,
+    RateLimit,
+    Retry,
+    RetryBudget,
+)
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "AdaptiveRate",
     "AsyncThrottledTransport",
     "Backend",
     "BackendError",
+    "Backoff",
     "Call",
     "CapacityExceeded",
     "Concurrency",
     "ConfigurationError",
+    "Dedupe",
+    "DedupeStatistics",
+    "HeaderPacing",
     "Lease",
     "Limit",
     "MemoryBackend",
     "RateLimit",
+    "RateLimitInfo",
     "RateLimited",
     "Reservation",
+    "Retry",
+    "RetryBudget",
     "ThrottledTransport",
     "ThrottlekitError",
     "default_backend",
     "keys",
+    "parse_headers",
     "parse_rate",
     "throttle",
 ]

@@ -55,6 +55,7 @@ class Context:
         sent: Whether the call reached the inner transport or function.
         sleep: Blocking sleep, for the sync driver.
         asleep: Awaitable sleep, for the async driver.
+        clock: Monotonic seconds, for deadlines.
     """
 
     backend: Backend
@@ -64,6 +65,7 @@ class Context:
     sent: bool = False
     sleep: Callable[[float], None] = time.sleep
     asleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    clock: Callable[[], float] = time.monotonic
 
     @property
     def remaining(self) -> float:

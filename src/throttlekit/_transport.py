@@ -53,6 +53,7 @@ class _Base:
         policies: Sequence[Policy[httpx.Request, httpx.Response]],
         backend: Backend | None,
         max_wait: float | timedelta | None,
+        clock: Callable[[], float],
     ) -> None:
         for policy in policies:
             if not callable(getattr(policy, "flow", None)):
@@ -61,10 +62,13 @@ class _Base:
         self.backend: Backend = backend if backend is not None else default_backend()
         limit = seconds("max_wait", max_wait)
         self.max_wait = math.inf if limit is None else limit
+        self._clock = clock
 
     def _context(self, request: httpx.Request) -> Context:
         limit = seconds(MAX_WAIT, request.extensions.get(MAX_WAIT))
-        return Context(self.backend, self.max_wait if limit is None else limit)
+        ctx = Context(self.backend, self.max_wait if limit is None else limit)
+        ctx.clock = self._clock
+        return ctx
 
 
 def _record(response: httpx.Response, ctx: Context) -> httpx.Response:
@@ -93,6 +97,7 @@ class ThrottledTransport(_Base, httpx.BaseTransport):
             can override it with the ``"throttlekit.max_wait"`` extension.
         sleep: Blocking sleep, `time.sleep` by default; inject a fake one in
             tests together with the backend's clock.
+        clock: Monotonic seconds for deadlines, `time.monotonic` by default.
 
     Example:
         >>> import httpx, throttlekit as tk
@@ -109,8 +114,9 @@ class ThrottledTransport(_Base, httpx.BaseTransport):
         backend: Backend | None = None,
         max_wait: float | timedelta | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(policies, backend, max_wait)
+        super().__init__(policies, backend, max_wait, clock)
         self.transport = transport if transport is not None else httpx.HTTPTransport()
         self._sleep = sleep
 
@@ -145,8 +151,9 @@ class AsyncThrottledTransport(_Base, httpx.AsyncBaseTransport):
         backend: Backend | None = None,
         max_wait: float | timedelta | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(policies, backend, max_wait)
+        super().__init__(policies, backend, max_wait, clock)
         self.transport = (
             transport if transport is not None else httpx.AsyncHTTPTransport()
         )

@@ -115,7 +115,7 @@ def test_slots_are_served_first_come_first_served() -> None:
         thread.join()
 
     assert order == list(range(8))
-    assert backend.statistics() == memory.BackendStatistics(0, 0, 0, 0)
+    assert backend.statistics() == memory.BackendStatistics(0, 0, 0, 0, 0)
 
 
 def test_acquire_times_out_with_rate_limited() -> None:

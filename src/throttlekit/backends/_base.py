@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from .._core.budget import BudgetConfig
+from .._core.pacing import Lesson, PacingConfig
 from .._core.rates import Limit
 
 __all__ = ["Backend", "Lease", "Reservation"]
@@ -77,6 +79,29 @@ class Backend(Protocol):
         """Give a slot back; releasing twice is harmless."""
         ...
 
+    def pace(
+        self,
+        key: str,
+        jitter: float,
+        config: PacingConfig,
+        max_wait: float | None,
+    ) -> Reservation:
+        """Take the next place on ``key``'s pacing line (`HeaderPacing`);
+        raise `RateLimited` when the wait would exceed ``max_wait``."""
+        ...
+
+    def learn(self, key: str, lesson: Lesson, config: PacingConfig) -> None:
+        """Apply what a response taught to ``key``'s pacing line."""
+        ...
+
+    def earn(self, key: str, config: BudgetConfig) -> None:
+        """Credit ``key``'s retry budget for one first attempt."""
+        ...
+
+    def spend(self, key: str, config: BudgetConfig) -> bool:
+        """Take one retry from ``key``'s budget; False when it is empty."""
+        ...
+
     async def areserve(
         self,
         key: str,
@@ -97,4 +122,26 @@ class Backend(Protocol):
 
     async def arelease(self, lease: Lease) -> None:
         """Async twin of `release`."""
+        ...
+
+    async def aearn(self, key: str, config: BudgetConfig) -> None:
+        """Async twin of `earn`."""
+        ...
+
+    async def aspend(self, key: str, config: BudgetConfig) -> bool:
+        """Async twin of `spend`."""
+        ...
+
+    async def apace(
+        self,
+        key: str,
+        jitter: float,
+        config: PacingConfig,
+        max_wait: float | None,
+    ) -> Reservation:
+        """Async twin of `pace`."""
+        ...
+
+    async def alearn(self, key: str, lesson: Lesson, config: PacingConfig) -> None:
+        """Async twin of `learn`."""
         ...

@@ -15,9 +15,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from .._core import gcra
+from .._core import budget, gcra, pacing
 from .._core.rates import Limit
 from .._exceptions import RateLimited
 from ._base import Lease, Reservation
@@ -38,12 +38,14 @@ class BackendStatistics:
     Attributes:
         buckets: Rate buckets currently held.
         reservations: Reservations whose time has not yet come.
+        gates: Keys with a pacing line (`HeaderPacing`).
         leases: Concurrency slots currently held.
         lease_waiters: Callers waiting for a concurrency slot.
     """
 
     buckets: int
     reservations: int
+    gates: int
     leases: int
     lease_waiters: int
 
@@ -135,6 +137,8 @@ class MemoryBackend:
         self._lock = threading.Lock()
         self._buckets: dict[str, _Bucket] = {}
         self._slots: dict[str, _Slots] = {}
+        self._gates: dict[str, pacing.Gate] = {}
+        self._budgets: dict[str, float] = {}
         self._reserved = 0
 
     def reserve(
@@ -167,10 +171,43 @@ class MemoryBackend:
 
     def cancel(self, reservation: Reservation) -> None:
         """Give back a reservation; harmless twice or after its time."""
+        if isinstance(reservation.handle, _GatePlace):
+            self._cancel_place(reservation.handle)
+            return
         bucket, handle = _unpack(reservation)
         with self._lock:
             bucket.ledger.cancel(handle, self._clock())
         logger.debug("cancelled %s cost=%g", reservation.key, reservation.cost)
+
+    def pace(
+        self,
+        key: str,
+        jitter: float,
+        config: pacing.PacingConfig,
+        max_wait: float | None,
+    ) -> Reservation:
+        """Take the next place on key's pacing line; see `throttlekit._core.pacing`.
+
+        Raises:
+            RateLimited: The wait would exceed ``max_wait``; nothing is taken.
+        """
+        with self._lock:
+            now = self._clock()
+            gate = self._gates.get(key, pacing.Gate())
+            wait, after = pacing.admit(gate, now, jitter, config)
+            if max_wait is not None and wait > max_wait:
+                raise RateLimited(key, wait, reason=_why(gate, now))
+            self._gates[key] = after
+
+        return Reservation(key, 0.0, wait, _GatePlace(key, gate.tat, after.tat))
+
+    def learn(
+        self, key: str, lesson: pacing.Lesson, config: pacing.PacingConfig
+    ) -> None:
+        """Apply what a response taught about ``key`` to its pacing line."""
+        with self._lock:
+            gate = self._gates.get(key, pacing.Gate())
+            self._gates[key] = pacing.learn(gate, lesson, self._clock(), config)
 
     def acquire(self, key: str, limit: int, timeout: float | None) -> Lease:
         """Take a slot, blocking the thread up to ``timeout`` seconds.
@@ -219,6 +256,46 @@ class MemoryBackend:
         """Async twin of `cancel`."""
         self.cancel(reservation)
 
+    def earn(self, key: str, config: budget.BudgetConfig) -> None:
+        """Credit ``key``'s retry budget for one first attempt."""
+        with self._lock:
+            tokens = budget.deposit(self._budgets.get(key), config)
+            if tokens >= config.cap:
+                self._budgets.pop(key, None)  # full is the default state
+            else:
+                self._budgets[key] = tokens
+
+    def spend(self, key: str, config: budget.BudgetConfig) -> bool:
+        """Take one retry from ``key``'s budget; False when it is empty."""
+        with self._lock:
+            allowed, tokens = budget.withdraw(self._budgets.get(key), config)
+            self._budgets[key] = tokens
+            return allowed
+
+    async def aearn(self, key: str, config: budget.BudgetConfig) -> None:
+        """Async twin of `earn`."""
+        self.earn(key, config)
+
+    async def aspend(self, key: str, config: budget.BudgetConfig) -> bool:
+        """Async twin of `spend`."""
+        return self.spend(key, config)
+
+    async def apace(
+        self,
+        key: str,
+        jitter: float,
+        config: pacing.PacingConfig,
+        max_wait: float | None,
+    ) -> Reservation:
+        """Async twin of `pace`."""
+        return self.pace(key, jitter, config, max_wait)
+
+    async def alearn(
+        self, key: str, lesson: pacing.Lesson, config: pacing.PacingConfig
+    ) -> None:
+        """Async twin of `learn`."""
+        self.learn(key, lesson, config)
+
     async def aacquire(self, key: str, limit: int, timeout: float | None) -> Lease:
         """Async twin of `acquire`; a cancelled waiter holds no slot."""
         start = self._clock()
@@ -255,6 +332,7 @@ class MemoryBackend:
                 reservations=sum(
                     bucket.ledger.pending(now) for bucket in self._buckets.values()
                 ),
+                gates=len(self._gates),
                 leases=sum(s.held for s in self._slots.values()),
                 lease_waiters=sum(len(s.waiters) for s in self._slots.values()),
             )
@@ -286,6 +364,21 @@ class MemoryBackend:
         ]
         for key in idle:
             del self._buckets[key]
+        calm = [
+            key
+            for key, gate in self._gates.items()
+            if pacing.idle_at(gate) <= now and gate.strikes == 0
+        ]
+        for key in calm:
+            del self._gates[key]
+
+    def _cancel_place(self, place: _GatePlace) -> None:
+        # Only the newest place can be returned exactly: a later caller's
+        # start was computed from this one's.
+        with self._lock:
+            gate = self._gates.get(place.key)
+            if gate is not None and gate.tat == place.after:
+                self._gates[place.key] = replace(gate, tat=place.before)
 
     def _slots_for(self, key: str, limit: int) -> _Slots:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
@@ -338,6 +431,19 @@ class MemoryBackend:
     def _drop_if_idle(self, key: str, slots: _Slots) -> None:
         if slots.held <= 0 and not slots.waiters:
             self._slots.pop(key, None)
+
+
+@dataclass(frozen=True)
+class _GatePlace:
+    key: str
+    before: float
+    after: float
+
+
+def _why(gate: pacing.Gate, now: float) -> str:
+    if gate.paused_until > now:
+        return "paused at the server's request"
+    return "paced from the server's headers"
 
 
 def _unpack(reservation: Reservation) -> tuple[_Bucket, object]:

@@ -2,6 +2,16 @@
 
 from .concurrency import Concurrency
 from .dedupe import Dedupe, DedupeStatistics
+from .pacing import HeaderPacing
 from .rate import RateLimit
+from .retry import Retry, RetryBudget
 
-__all__ = ["Concurrency", "Dedupe", "DedupeStatistics", "RateLimit"]
+__all__ = [
+    "Concurrency",
+    "Dedupe",
+    "DedupeStatistics",
+    "HeaderPacing",
+    "RateLimit",
+    "Retry",
+    "RetryBudget",
+]
