@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import throttlekit as tk
 from throttlekit._core import pacing
 from throttlekit._core.headers import parse_headers
 
@@ -120,3 +121,77 @@ def test_any_headers_give_a_finite_non_negative_wait(
     wait, _ = pacing.admit(gate, now, jitter, CONFIG)
 
     assert 0.0 <= wait < 366 * 86400 + CONFIG.max_pause + CONFIG.spread
+
+
+ADAPTIVE = pacing.PacingConfig(
+    spread=0.0,
+    adaptive=tk.AdaptiveRate(20.0, floor=1.0, factor=0.9, step=1.0, calm=1.0),
+)
+OK = pacing.Lesson(calm=True, accepted=True)
+REFUSED = pacing.Lesson(pause=0.0)
+
+
+def test_adaptive_cut_starts_from_the_measured_rate() -> None:
+    """A 429 after 10 accepted calls per second cuts to 90% of 10/s."""
+    gate = pacing.Gate()
+    for n in range(40):  # 40 calls over 4 seconds
+        gate = pacing.learn(gate, OK, n * 0.1, ADAPTIVE)
+
+    gate = pacing.learn(gate, REFUSED, 4.0, ADAPTIVE)
+
+    assert gate.rate == pytest.approx(9.0)
+    _, gate = pacing.admit(gate, 4.0, 0.0, ADAPTIVE)
+    assert pacing.admit(gate, 4.0, 0.0, ADAPTIVE)[0] == pytest.approx(1 / 9.0)
+
+
+def test_adaptive_burst_of_429s_cuts_once() -> None:
+    """Refusals arriving within one window count as one congestion event."""
+    gate = pacing.Gate()
+    for n in range(40):
+        gate = pacing.learn(gate, OK, n * 0.1, ADAPTIVE)
+
+    for at in (4.0, 4.1, 4.5):
+        gate = pacing.learn(gate, REFUSED, at, ADAPTIVE)
+
+    assert gate.rate == pytest.approx(9.0)
+
+
+def test_adaptive_rate_returns_to_its_ceiling_when_calm() -> None:
+    """After a cut (from the ceiling, nothing measured yet), calm successes
+    climb back to exactly the ceiling."""
+    gate = pacing.learn(pacing.Gate(), REFUSED, 0.0, ADAPTIVE)
+    cut = gate.rate
+    for n in range(1, 40):
+        gate = pacing.learn(gate, OK, float(n), ADAPTIVE)
+
+    assert cut == pytest.approx(18.0)
+    assert gate.rate == 20.0
+
+
+def test_adaptive_never_falls_below_its_floor() -> None:
+    """Repeated congestion events stop at the floor."""
+    gate = pacing.Gate()
+    for n in range(60):
+        gate = pacing.learn(gate, REFUSED, n * 5.0, ADAPTIVE)
+
+    assert gate.rate == 1.0
+
+
+@given(
+    events=st.lists(
+        st.tuples(st.floats(0, 3, allow_nan=False), st.booleans()), max_size=80
+    )
+)
+def test_adaptive_rate_stays_between_floor_and_ceiling(
+    events: list[tuple[float, bool]],
+) -> None:
+    """Whatever mix of refusals and successes, the rate stays in bounds and
+    spacing stays finite."""
+    gate, now = pacing.Gate(), 0.0
+    for gap, refused in events:
+        now += gap
+        gate = pacing.learn(gate, REFUSED if refused else OK, now, ADAPTIVE)
+        wait, gate = pacing.admit(gate, now, 0.5, ADAPTIVE)
+        assert 0.0 <= wait < 3600
+
+    assert gate.rate == 0.0 or 1.0 <= gate.rate <= 20.0

@@ -16,7 +16,9 @@ Adaptive rate (AIMD). A learned request rate, between ``floor`` and
 congestion window:
 
 - Multiplicative decrease: a congestion signal (a 429, RFC 6585 §4) at
-  ``now`` cuts ``rate' = max(floor, rate * factor)``, unless the last cut
+  ``now`` cuts ``rate' = max(floor, min(rate, measured) * factor)``, where
+  ``measured`` (when the caller knows it) is the rate the server actually
+  accepted just before, unless the last cut
   was at most ``max(window, rtt_guess)`` seconds ago. Requests in flight
   when the server ran out all come back as 429s within about one round
   trip; together they are one congestion event and cut once.
@@ -220,6 +222,7 @@ class AdaptiveRate:
         state: AdaptiveState,
         now: float,
         rtt_guess: float | None = None,
+        measured: float | None = None,
     ) -> AdaptiveState:
         """Return the state after a congestion signal at ``now``.
 
@@ -229,6 +232,10 @@ class AdaptiveRate:
             rtt_guess: A guess at the round trip, seconds; signals within
                 ``max(window, rtt_guess)`` of the last cut do not cut again.
                 ``None`` (default): ``window`` alone.
+            measured: The rate the server actually accepted just before the
+                signal, requests per second. When lower than the current
+                rate, the cut starts from it: a rate far above what got
+                through says little about what the server takes.
 
         Raises:
             ValueError: ``now`` is not finite, or ``rtt_guess`` is not a
@@ -244,6 +251,8 @@ class AdaptiveRate:
             # Part of the event already answered: only the calm restarts.
             return AdaptiveState(rate, state.last_cut, now)
 
+        if measured is not None and math.isfinite(measured) and measured >= 0:
+            rate = min(rate, measured)
         return AdaptiveState(max(self.floor, rate * self.factor), now, now)
 
     def on_success(self, state: AdaptiveState, now: float) -> AdaptiveState:

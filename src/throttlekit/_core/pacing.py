@@ -13,10 +13,18 @@ GCRA bucket with a burst of one, except that its spacing is learned:
 - ``strikes``: 429s in a row that gave no hint of how long to wait; each one
   doubles the default pause, up to a cap, and any other answer resets it.
 
+With an adaptive rate (an `AdaptiveRate` in the config), the gate also
+learns a rate the server tolerates when it does not announce its limit, or
+shares it with clients we do not control: each 429 event cuts the rate,
+starting from the rate the server actually accepted over the last
+``MEASURE_WINDOW`` seconds (counted in the gate, so the whole fleet's
+successes count), and calm successes win it back step by step up to the
+ceiling. Calls are then spaced by at least ``1 / rate``.
+
 A call arriving at ``now`` takes the place::
 
     start = max(now, tat, paused_until + jitter · spread   if paused)
-    tat'  = start + interval                               (0 when lapsed)
+    tat'  = start + max(interval, 1 / rate)                (0 when lapsed)
 
 ``jitter`` is a random fraction in [0, 1) chosen by the caller, so a fleet
 waiting for the end of a pause resumes over ``spread`` seconds instead of all
@@ -29,9 +37,25 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from .backoff import AdaptiveRate, AdaptiveState
 from .headers import RateLimitInfo, pace
 
-__all__ = ["Gate", "Lesson", "PacingConfig", "admit", "learn", "lesson"]
+__all__ = [
+    "FORGET_RATE",
+    "MEASURE_WINDOW",
+    "Gate",
+    "Lesson",
+    "PacingConfig",
+    "admit",
+    "learn",
+    "lesson",
+]
+
+#: Seconds over which the gate counts accepted calls, to measure the rate
+#: the server really took when it starts refusing.
+MEASURE_WINDOW = 2.0
+#: Seconds after its last cut that an unused learned rate is forgotten.
+FORGET_RATE = 300.0
 
 
 @dataclass(frozen=True)
@@ -42,11 +66,13 @@ class PacingConfig:
         default_pause: Seconds to pause on a 429 without any hint.
         max_pause: Cap, in seconds, on that pause as it doubles.
         spread: Seconds over which paused callers resume.
+        adaptive: Learn a tolerated rate from 429s; ``None`` for no.
     """
 
     default_pause: float = 1.0
     max_pause: float = 60.0
     spread: float = 0.5
+    adaptive: AdaptiveRate | None = None
 
     def __post_init__(self) -> None:
         for name in ("default_pause", "max_pause", "spread"):
@@ -69,6 +95,12 @@ class Gate:
     interval_until: float = 0.0
     paused_until: float = 0.0
     strikes: int = 0
+    rate: float = 0.0
+    last_cut: float = -math.inf
+    calm_since: float = -math.inf
+    window_start: float = -math.inf
+    window_count: float = 0.0
+    previous_count: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -81,6 +113,7 @@ class Lesson:
         interval: Seconds between calls until ``interval_for`` passes.
         interval_for: Seconds the interval stays valid (until the reset).
         calm: The response was not refused for rate.
+        accepted: The server took the call (a 2xx or 3xx answer).
     """
 
     pause: float | None = None
@@ -88,6 +121,7 @@ class Lesson:
     interval: float | None = None
     interval_for: float | None = None
     calm: bool = False
+    accepted: bool = False
 
 
 def lesson(info: RateLimitInfo) -> Lesson:
@@ -106,7 +140,8 @@ def lesson(info: RateLimitInfo) -> Lesson:
             interval_for=interval_for,
         )
     pause = info.reset_after if info.remaining == 0 else None
-    return Lesson(pause, False, interval, interval_for, calm=True)
+    accepted = 200 <= info.status < 400
+    return Lesson(pause, False, interval, interval_for, True, accepted)
 
 
 def learn(gate: Gate, taught: Lesson, now: float, config: PacingConfig) -> Gate:
@@ -125,13 +160,58 @@ def learn(gate: Gate, taught: Lesson, now: float, config: PacingConfig) -> Gate:
     if taught.interval is not None and taught.interval_for is not None:
         interval, interval_until = taught.interval, now + taught.interval_for
 
-    return replace(
+    gate = replace(
         gate,
         interval=interval,
         interval_until=interval_until,
         paused_until=paused_until,
         strikes=strikes,
     )
+    if config.adaptive is not None:
+        gate = _adapt(gate, taught, now, config.adaptive)
+    return gate
+
+
+def _adapt(gate: Gate, taught: Lesson, now: float, control: AdaptiveRate) -> Gate:
+    gate = _roll(gate, now)
+    state = AdaptiveState(gate.rate or control.ceiling, gate.last_cut, gate.calm_since)
+
+    if not taught.calm:
+        # With nothing counted yet (a new gate), there is no measurement.
+        got = measured(gate, now) or None
+        state = control.on_congestion(state, now, measured=got)
+    elif taught.accepted:
+        gate = replace(gate, window_count=gate.window_count + 1)
+        state = control.on_success(state, now)
+
+    return replace(
+        gate, rate=state.rate, last_cut=state.last_cut, calm_since=state.calm_since
+    )
+
+
+def _roll(gate: Gate, now: float) -> Gate:
+    """Move the counting window on so that it contains ``now``."""
+    elapsed = now - gate.window_start
+    if elapsed < MEASURE_WINDOW:
+        return gate
+    if elapsed < 2 * MEASURE_WINDOW:
+        return replace(
+            gate,
+            window_start=gate.window_start + MEASURE_WINDOW,
+            window_count=0.0,
+            previous_count=gate.window_count,
+        )
+    return replace(gate, window_start=now, window_count=0.0, previous_count=0.0)
+
+
+def measured(gate: Gate, now: float) -> float:
+    """Estimate the calls per second the server accepted lately.
+
+    The previous window is weighted by how much of it still overlaps the
+    last ``MEASURE_WINDOW`` seconds, as a sliding window would count it.
+    """
+    overlap = max(0.0, 1.0 - (now - gate.window_start) / MEASURE_WINDOW)
+    return (gate.previous_count * overlap + gate.window_count) / MEASURE_WINDOW
 
 
 def admit(
@@ -151,9 +231,16 @@ def admit(
         start = max(start, gate.paused_until + jitter * config.spread)
 
     interval = gate.interval if start < gate.interval_until else 0.0
+    if config.adaptive is not None:
+        interval = max(interval, 1.0 / (gate.rate or config.adaptive.ceiling))
     return start - now, replace(gate, tat=start + interval)
 
 
 def idle_at(gate: Gate) -> float:
-    """Return when the gate holds nothing worth keeping."""
-    return max(gate.tat, gate.interval_until, gate.paused_until)
+    """Return when the gate holds nothing worth keeping.
+
+    A learned rate is kept for ``FORGET_RATE`` seconds after the last cut,
+    so a key used in bursts does not start over at its ceiling each time.
+    """
+    learned = gate.last_cut + FORGET_RATE if gate.rate else -math.inf
+    return max(gate.tat, gate.interval_until, gate.paused_until, learned)

@@ -16,6 +16,7 @@ import httpx
 
 from .. import keys as _keys
 from .._core import pacing
+from .._core.backoff import AdaptiveRate
 from .._core.headers import MAX_RETRY_AFTER, parse_headers
 from .._flow import Cancel, Context, Flow, Send, Sleep
 from .._validate import seconds
@@ -56,6 +57,11 @@ class HeaderPacing:
         max_retry_after: Longest server-requested wait a request sleeps
             through, seconds; default one hour. A request that would have to
             wait longer raises `RateLimited` carrying the delay instead.
+        adaptive: Learn the rate the server tolerates (see `AdaptiveRate`),
+            for servers that do not announce their limit or share it with
+            others: each 429 event cuts it, starting from the rate the fleet
+            actually got through, and calm wins it back up to the ceiling.
+            ``None`` (default): off. Costs one backend call per response.
         name: Prefix of the line names; default ``"pace"``.
 
     Example:
@@ -71,6 +77,7 @@ class HeaderPacing:
         max_pause: float | timedelta = 60.0,
         spread: float | timedelta = 0.5,
         max_retry_after: float | timedelta = MAX_RETRY_AFTER,
+        adaptive: AdaptiveRate | None = None,
         name: str = "pace",
     ) -> None:
         self.key = _keys.host() if key is None else _keys.resolve(key)
@@ -78,6 +85,7 @@ class HeaderPacing:
             default_pause=_required("default_pause", default_pause),
             max_pause=_required("max_pause", max_pause),
             spread=_required("spread", spread),
+            adaptive=_adaptive(adaptive),
         )
         self.max_retry_after = _required("max_retry_after", max_retry_after)
         self.name = name
@@ -134,6 +142,8 @@ class HeaderPacing:
                 getattr(getattr(request, "url", None), "path", ""),
                 taught.pause,
             )
+        if self.config.adaptive is not None:
+            return taught  # every answer counts towards the learned rate
         if taught.unannounced:
             self._struck.add(line)
         elif taught.calm and taught.pause is None and taught.interval is None:
@@ -178,6 +188,12 @@ class Learn:
 
 def _bound(effect: Pace) -> float | None:
     return None if math.isinf(effect.max_wait) else effect.max_wait
+
+
+def _adaptive(adaptive: AdaptiveRate | None) -> AdaptiveRate | None:
+    if adaptive is not None and not isinstance(adaptive, AdaptiveRate):
+        raise TypeError(f"adaptive must be an AdaptiveRate or None, got {adaptive!r}")
+    return adaptive
 
 
 def _required(name: str, value: float | timedelta) -> float:
