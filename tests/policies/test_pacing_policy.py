@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 import throttlekit as tk
+from throttlekit._core.pacing import Lesson
 from throttlekit.testing import FakeClock
 
 URL = "https://api.example.test/v1/items"
@@ -150,3 +151,31 @@ def test_bad_settings_fail_fast(setting: dict[str, object]) -> None:
     """Invalid pacing settings are refused at construction, by name."""
     with pytest.raises((ValueError, TypeError), match=next(iter(setting))):
         tk.HeaderPacing(**setting)  # type: ignore[arg-type]
+
+
+def test_pause_that_begins_while_waiting_is_waited_out() -> None:
+    """A call already waiting its turn does not walk into a newer pause."""
+    clock = FakeClock()
+    backend = tk.MemoryBackend(clock=clock.now)
+    headers = {"X-RateLimit-Remaining": "5", "X-RateLimit-Reset": "1"}
+    script = Script((200, headers))
+    pacing = tk.HeaderPacing(spread=0.0)
+    line = "pace|host:api.example.test"
+
+    def sleep(seconds: float) -> None:
+        # Another process sees a 429 while this call sleeps.
+        if not clock.slept:
+            backend.learn(line, Lesson(pause=5.0), pacing.config)
+        clock.sleep(seconds)
+
+    http = httpx.Client(
+        transport=tk.ThrottledTransport(
+            pacing, transport=httpx.MockTransport(script), backend=backend, sleep=sleep
+        )
+    )
+    http.get(URL)
+    http.get(URL)
+    http.get(URL)
+
+    assert clock.slept == pytest.approx([0.2, 4.8])
+    assert script.calls == 3

@@ -104,6 +104,9 @@ MAX_RETRY_AFTER = 3600.0
 _EPOCH_MS_ABOVE = 1e12
 _EPOCH_S_ABOVE = 1e9
 _MAX_RESET = 366 * 86400.0
+# Seconds of transit by which our clock may run past the server's Date and
+# still count as the same clock.
+_CLOCK_AGREEMENT = 0.25
 _T = TypeVar("_T")
 _ASCII_I = re.ASCII | re.IGNORECASE
 
@@ -399,7 +402,15 @@ def _days_in(year: int, month: int) -> int:
 
 def _server_clock(lines: Iterable[str], now: float) -> float:
     dates = (parse_http_date(line, now) for line in lines)
-    return next((date for date in dates if date is not None), now)
+    date = next((date for date in dates if date is not None), None)
+    if date is None:
+        return now
+    # Date is the server's clock cut down to the second. When ours agrees
+    # with it to within that second, ours is the same clock read more
+    # finely; otherwise the clocks differ, and Date (which errs long) wins.
+    if date <= now < date + 1.0 + _CLOCK_AGREEMENT:
+        return now
+    return date
 
 
 # --- Retry-After (RFC 9110 §10.2.3) -----------------------------------------

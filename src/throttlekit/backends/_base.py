@@ -90,6 +90,10 @@ class Backend(Protocol):
         raise `RateLimited` when the wait would exceed ``max_wait``."""
         ...
 
+    def paused(self, key: str) -> float:
+        """Return the seconds left of ``key``'s pause; 0 when not paused."""
+        ...
+
     def learn(self, key: str, lesson: Lesson, config: PacingConfig) -> None:
         """Apply what a response taught to ``key``'s pacing line."""
         ...
@@ -140,6 +144,10 @@ class Backend(Protocol):
         max_wait: float | None,
     ) -> Reservation:
         """Async twin of `pace`."""
+        ...
+
+    async def apaused(self, key: str) -> float:
+        """Async twin of `paused`."""
         ...
 
     async def alearn(self, key: str, lesson: Lesson, config: PacingConfig) -> None:

@@ -201,6 +201,12 @@ class MemoryBackend:
 
         return Reservation(key, 0.0, wait, _GatePlace(key, gate.tat, after.tat))
 
+    def paused(self, key: str) -> float:
+        """Return the seconds left of ``key``'s pause; 0 when not paused."""
+        with self._lock:
+            gate = self._gates.get(key)
+            return 0.0 if gate is None else max(0.0, gate.paused_until - self._clock())
+
     def learn(
         self, key: str, lesson: pacing.Lesson, config: pacing.PacingConfig
     ) -> None:
@@ -289,6 +295,10 @@ class MemoryBackend:
     ) -> Reservation:
         """Async twin of `pace`."""
         return self.pace(key, jitter, config, max_wait)
+
+    async def apaused(self, key: str) -> float:
+        """Async twin of `paused`."""
+        return self.paused(key)
 
     async def alearn(
         self, key: str, lesson: pacing.Lesson, config: pacing.PacingConfig

@@ -18,6 +18,7 @@ from .. import keys as _keys
 from .._core import pacing
 from .._core.backoff import AdaptiveRate
 from .._core.headers import MAX_RETRY_AFTER, parse_headers
+from .._exceptions import RateLimited
 from .._flow import Cancel, Context, Flow, Send, Sleep
 from .._validate import seconds
 from ..backends._base import Reservation
@@ -27,6 +28,9 @@ __all__ = ["HeaderPacing"]
 logger = logging.getLogger("throttlekit.pacing")
 
 _LONGEST = 366 * 86400.0
+# Pauses that begin while a call waits are waited out at most this often;
+# each one is a fresh 429 from the server, so more means it keeps refusing.
+_RECHECKS = 3
 
 
 class HeaderPacing:
@@ -109,6 +113,7 @@ class HeaderPacing:
         try:
             if place.wait > 0:
                 yield Sleep(place.wait)
+                yield from self._wait_out_pause(line, ctx)
             response = yield Send(call)
         except BaseException:
             if not ctx.sent:
@@ -120,6 +125,21 @@ class HeaderPacing:
             if taught is not None:
                 yield Learn(line, taught, self.config)
         return response
+
+    def _wait_out_pause(self, line: str, ctx: Context) -> Flow[None]:
+        """Wait for a pause that began while this call waited its turn.
+
+        A place is taken before the call sleeps; a 429 seen meanwhile by
+        any process pauses the key, and the call must not walk into it.
+        """
+        for _ in range(_RECHECKS):
+            left = yield Paused(line)
+            if left <= 0:
+                return
+            wait = left + self._random() * self.config.spread
+            if wait > min(ctx.remaining, self.max_retry_after):
+                raise RateLimited(line, wait, reason="paused at the server's request")
+            yield Sleep(wait)
 
     def _lesson(
         self, line: str, request: Any, response: httpx.Response
@@ -169,6 +189,19 @@ class Pace:
 
     async def arun(self, ctx: Context) -> Reservation:
         return await ctx.backend.apace(self.key, self.jitter, self.config, _bound(self))
+
+
+@dataclass(frozen=True)
+class Paused:
+    """Ask how long a key stays paused; the result is seconds, 0 if not."""
+
+    key: str
+
+    def run(self, ctx: Context) -> float:
+        return ctx.backend.paused(self.key)
+
+    async def arun(self, ctx: Context) -> float:
+        return await ctx.backend.apaused(self.key)
 
 
 @dataclass(frozen=True)
