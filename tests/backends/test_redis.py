@@ -459,3 +459,15 @@ def test_own_clients_decoding_responses_work(redis_url: str, namespace: str) -> 
 
     assert admit(asyncio.run(fourth())) == admit(first) + HOUR_US
     client.close()
+
+
+def test_every_backend_method_is_offered() -> None:
+    """RedisBackend offers every method of the Backend protocol, so any
+    policy that runs on MemoryBackend runs on it."""
+    wanted = [name for name in dir(tk.Backend) if not name.startswith("_")]
+
+    missing = [
+        name for name in wanted if not callable(getattr(RedisBackend, name, None))
+    ]
+
+    assert missing == []

@@ -210,13 +210,17 @@ def test_pacing_and_budget_while_redis_is_stopped(
             backend.learn("k", pacing.Lesson(pause=3600), config)
         with pytest.raises(tk.BackendError):
             backend.spend("k", tokens)
+        with pytest.raises(tk.BackendError):
+            backend.paused("k")
     elif mode == "allow":
         backend.learn("k", pacing.Lesson(pause=3600), config)
         backend.earn("k", tokens)
+        assert backend.paused("k") == 0
         assert backend.pace("k", 0.0, config, max_wait=0).wait == 0
         assert [backend.spend("k", tokens) for _ in range(2)] == [True, True]
     else:
         backend.learn("k", pacing.Lesson(pause=3600), config)
+        assert 3590 < backend.paused("k") <= 3600
         with pytest.raises(tk.RateLimited):
             backend.pace("k", 0.0, config, max_wait=60)
         assert [backend.spend("k", tokens) for _ in range(2)] == [True, False]

@@ -71,6 +71,8 @@ def test_pause_refuses_a_caller_that_may_not_wait(backend: RedisBackend) -> None
 
     assert info.value.reason == "paused at the server's request"
     assert 3590 < info.value.delay <= 3600
+    assert 3590 < backend.paused("k") <= 3600
+    assert backend.paused("other") == 0
     assert 3590 < backend.pace("k", 0.0, CONFIG, None).wait <= 3600
 
 
@@ -181,6 +183,7 @@ async def test_async_pacing_and_budget(backend: RedisBackend) -> None:
 
     assert after(second) == pytest.approx(after(first) + 1800, abs=1e-6)
     assert after(await backend.apace("k", 0.0, CONFIG, None)) == after(second)
+    assert await backend.apaused("k") == 0
     assert await backend.aspend("k", config) is True
     assert await backend.aspend("k", config) is False
     await backend.aearn("k", config)

@@ -29,6 +29,7 @@ __all__ = [
     "GATE",
     "LEARN",
     "PACE",
+    "PAUSED",
     "RENEW",
     "RESERVE",
     "SPEND",
@@ -132,6 +133,7 @@ CANCEL = load("cancel")
 ACQUIRE = load("acquire")
 RENEW = load("renew")
 PACE = load("pace")
+PAUSED = load("paused")
 UNPACE = load("unpace")
 GATE = load("gate")
 LEARN = load("learn")

@@ -71,6 +71,7 @@ from ._redis_scripts import (
     GATE,
     LEARN,
     PACE,
+    PAUSED,
     RENEW,
     RESERVE,
     SPEND,
@@ -671,6 +672,22 @@ class RedisBackend:
                 return placed(key, keys[1], reply)
         return self._fallback_pace(key, jitter, config, max_wait)
 
+    def paused(self, key: str) -> float:
+        """Return the seconds left of ``key``'s pause; 0 when not paused.
+
+        Raises:
+            BackendError: Redis failed and ``on_error="raise"``.
+        """
+        if self._health.try_redis():
+            try:
+                left = PAUSED.run(self._sync(), [self._key(key, "g")], [])
+            except redis.RedisError as exc:
+                self._failed(exc)
+            else:
+                self._health.answered()
+                return float(left)
+        return 0.0 if self.on_error == "allow" else self._local.paused(key)
+
     def learn(
         self, key: str, lesson: pacing.Lesson, config: pacing.PacingConfig
     ) -> None:
@@ -833,6 +850,19 @@ class RedisBackend:
                 self._health.answered()
                 return placed(key, keys[1], reply)
         return self._fallback_pace(key, jitter, config, max_wait)
+
+    async def apaused(self, key: str) -> float:
+        """Async twin of `paused`."""
+        if self._health.try_redis():
+            state = await self._state()
+            try:
+                left = await PAUSED.arun(state.client, [self._key(key, "g")], [])
+            except redis.RedisError as exc:
+                self._failed(exc)
+            else:
+                self._health.answered()
+                return float(left)
+        return 0.0 if self.on_error == "allow" else self._local.paused(key)
 
     async def alearn(
         self, key: str, lesson: pacing.Lesson, config: pacing.PacingConfig
