@@ -68,10 +68,10 @@ def test_different_secrets_get_different_keys() -> None:
 
 
 def test_resolve_accepts_none_strings_and_callables() -> None:
-    """None means one shared budget, a string a fixed key, a callable itself."""
+    """None means one budget per host, a string a fixed key, a callable itself."""
     req = request("https://h/")
 
-    assert tk.keys.resolve(None)(req) == "all"
+    assert tk.keys.resolve(None)(req) == "host:h"
     assert tk.keys.resolve("fixed")(req) == "fixed"
     assert tk.keys.resolve(lambda r: "custom")(req) == "custom"
     with pytest.raises(TypeError, match="key must be"):

@@ -150,7 +150,7 @@ def test_policies_run_outermost_first() -> None:
         response = http.get(ORG)
 
     assert response.extensions["throttlekit.keys"] == (
-        "conc:4|all",
+        "conc:4|host:api.example.test",
         "rate:10/1s~10|organizations:42",
         "rate:100/1s~100|host:api.example.test",
     )
@@ -269,7 +269,7 @@ def test_async_request_cancelled_while_waiting_gives_its_place_back() -> None:
             with pytest.raises(asyncio.CancelledError):
                 await waiting
             return backend.reserve(
-                "rate:1/1s~1|all", tk.parse_rate("1/second"), 1, None
+                "rate:1/1s~1|host:api.example.test", tk.parse_rate("1/second"), 1, None
             ).wait
 
     wait = asyncio.run(main())

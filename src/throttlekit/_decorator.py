@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any, TypeVar, cast
 
 from ._flow import Context, Policy, run_async, run_sync
-from ._transport import default_backend
+from ._transport import _check_policies, default_backend
 from ._validate import seconds
 from .backends._base import Backend
 
@@ -43,15 +43,26 @@ class Call:
     def argument(self, name: str) -> Any:
         """Return the value bound to parameter ``name``, defaults included.
 
+        A name the function only takes through ``**kwargs`` is found there.
+
         Raises:
             KeyError: The function has no parameter ``name``.
+            TypeError: The call itself is invalid (a required argument is
+                missing), as calling the function would raise.
         """
         signature = inspect.signature(self.function)
-        bound = signature.bind_partial(*self.args, **self.kwargs)
+        bound = signature.bind(*self.args, **self.kwargs)
         bound.apply_defaults()
-        if name not in bound.arguments:
-            raise KeyError(f"{self.function.__qualname__} has no parameter {name!r}")
-        return bound.arguments[name]
+        if name in bound.arguments and name in signature.parameters:
+            return bound.arguments[name]
+        for parameter in signature.parameters.values():
+            if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+                extra = bound.arguments.get(parameter.name, {})
+                if name in extra:
+                    return extra[name]
+                if name not in signature.parameters:
+                    return None  # may come through **kwargs; not this time
+        raise KeyError(f"{self.function.__qualname__} has no parameter {name!r}")
 
 
 def throttle(
@@ -78,12 +89,19 @@ def throttle(
         ... def get_networks(org_id: str) -> list[str]:
         ...     return []
     """
-    for policy in policies:
-        if not callable(getattr(policy, "flow", None)):
-            raise TypeError(f"not a throttlekit policy: {policy!r}")
+    _check_policies(policies)
     limit = seconds("max_wait", max_wait)
 
     def decorate(function: F) -> F:
+        if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(
+            function
+        ):
+            raise TypeError(
+                f"throttle cannot wrap the generator function "
+                f"{function.__qualname__}: its body runs after the call returns, "
+                "outside the policies; throttle a function that fetches each item"
+            )
+
         def context() -> Context:
             chosen = backend if backend is not None else default_backend()
             return Context(chosen, float("inf") if limit is None else limit)

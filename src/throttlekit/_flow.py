@@ -52,7 +52,10 @@ class Context:
         max_wait: Seconds the call may wait in all; ``inf`` for no bound.
         waited: Seconds waited so far.
         keys: Budgets the call was charged to, in order.
-        sent: Whether the call reached the inner transport or function.
+        sends: How many times the call reached the inner transport or
+            function; a policy compares it before and after its `Send` to
+            know whether its own attempt went out.
+        attempts: Attempts made by `Retry` (1 without it).
         sleep: Blocking sleep, for the sync driver.
         asleep: Awaitable sleep, for the async driver.
         clock: Monotonic seconds, for deadlines.
@@ -62,10 +65,16 @@ class Context:
     max_wait: float = math.inf
     waited: float = 0.0
     keys: list[str] = field(default_factory=list)
-    sent: bool = False
+    sends: int = 0
+    attempts: int = 1
     sleep: Callable[[float], None] = time.sleep
     asleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     clock: Callable[[], float] = time.monotonic
+
+    def note(self, key: str) -> None:
+        """Record a budget the call was charged to, once however often."""
+        if key not in self.keys:
+            self.keys.append(key)
 
     @property
     def remaining(self) -> float:
@@ -187,7 +196,7 @@ def run_sync(
 
     def step(index: int, call: C) -> T:
         if index == len(policies):
-            ctx.sent = True
+            ctx.sends += 1
             return send(call)
 
         flow = policies[index].flow(call, ctx)
@@ -221,7 +230,7 @@ async def run_async(
 
     async def step(index: int, call: C) -> T:
         if index == len(policies):
-            ctx.sent = True
+            ctx.sends += 1
             return await send(call)
 
         flow = policies[index].flow(call, ctx)

@@ -29,6 +29,8 @@ MAX_WAIT = "throttlekit.max_wait"
 KEYS = "throttlekit.keys"
 #: Response extension: seconds the request waited for its budgets.
 WAITED = "throttlekit.waited"
+#: Response extension: attempts made, 1 unless `Retry` tried again.
+ATTEMPTS = "throttlekit.attempts"
 
 _default: MemoryBackend | None = None
 _default_lock = threading.Lock()
@@ -55,9 +57,7 @@ class _Base:
         max_wait: float | timedelta | None,
         clock: Callable[[], float],
     ) -> None:
-        for policy in policies:
-            if not callable(getattr(policy, "flow", None)):
-                raise TypeError(f"not a throttlekit policy: {policy!r}")
+        _check_policies(policies)
         self.policies = tuple(policies)
         self.backend: Backend = backend if backend is not None else default_backend()
         limit = seconds("max_wait", max_wait)
@@ -71,9 +71,20 @@ class _Base:
         return ctx
 
 
+def _check_policies(policies: Sequence[object]) -> None:
+    """Refuse anything that is not a policy instance, at construction."""
+    for policy in policies:
+        if isinstance(policy, type) or not callable(getattr(policy, "flow", None)):
+            raise TypeError(
+                f"not a throttlekit policy: {policy!r}; pass instances such as "
+                "tk.RateLimit('10/second')"
+            )
+
+
 def _record(response: httpx.Response, ctx: Context) -> httpx.Response:
     response.extensions[KEYS] = tuple(ctx.keys)
     response.extensions[WAITED] = ctx.waited
+    response.extensions[ATTEMPTS] = ctx.attempts
     return response
 
 
@@ -83,7 +94,8 @@ class ThrottledTransport(_Base, httpx.BaseTransport):
     Policies run in the order given, outermost first, like middleware; the
     last one hands the request to the inner transport. What happened is
     recorded on ``response.extensions``: ``"throttlekit.keys"`` (the budgets
-    charged) and ``"throttlekit.waited"`` (seconds spent waiting).
+    charged), ``"throttlekit.waited"`` (seconds spent waiting) and
+    ``"throttlekit.attempts"`` (attempts made).
 
     Args:
         *policies: `RateLimit`, `Concurrency` and other policies.

@@ -134,16 +134,36 @@ def constant(value: str) -> KeyFunc:
 def resolve(key: KeyFunc | str | None) -> KeyFunc:
     """Turn a policy's ``key`` argument into a key function.
 
-    ``None`` means one budget for every request (``"all"``); a string means
-    that fixed key; a callable is used as it is.
+    ``None`` means one budget per host for requests (one budget for all
+    calls under `throttle`); a string means that fixed key; a callable is
+    used as it is, and must return a string or ``None``.
     """
     if key is None:
-        return constant("all")
+        return _host_or_all
     if isinstance(key, str):
         return constant(key)
     if callable(key):
-        return key
+        return _checked(key)
     raise TypeError(f"key must be a key function, a string or None, got {key!r}")
+
+
+def _host_or_all(call: Any) -> str | None:
+    if isinstance(call, httpx.Request):
+        return host()(call)
+    return "all"
+
+
+def _checked(key: KeyFunc) -> KeyFunc:
+    def checked(call: Any) -> str | None:
+        value = key(call)
+        if value is not None and not isinstance(value, str):
+            raise TypeError(
+                f"key function {key!r} returned {value!r}; "
+                "a key must be a string, or None to skip the policy"
+            )
+        return value
+
+    return checked
 
 
 def digest(value: str | bytes) -> str:

@@ -110,7 +110,7 @@ def test_attempts_run_out_returning_the_last_response(
     assert response.status_code == 503
     assert upstream.calls == 3
     assert len(caplog.records) == 1
-    assert "after 3 attempts" in caplog.records[0].getMessage()
+    assert "3 attempts made" in caplog.records[0].getMessage()
 
 
 def test_transport_errors_are_retried_then_reraised_unchanged() -> None:

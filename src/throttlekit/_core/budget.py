@@ -33,6 +33,10 @@ class BudgetConfig:
     cap: float = 10.0
 
     def __post_init__(self) -> None:
+        for name in ("ratio", "cap"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name} must be a number, got {value!r}")
         if not (math.isfinite(self.ratio) and 0 < self.ratio <= 1):
             raise ValueError(f"ratio must be in (0, 1], got {self.ratio!r}")
         if not (math.isfinite(self.cap) and self.cap >= 1):

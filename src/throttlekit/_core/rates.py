@@ -9,12 +9,15 @@ parsing: ``"10/second"``, ``"600/minute"``, ``"10 per second"``,
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import limits
 
 __all__ = ["Limit", "parse_rate"]
+
+_ZERO_PERIOD = re.compile(r"(?:/|\bper\b)\s*0+\s*[a-z]", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -82,11 +85,19 @@ def parse_rate(
 def _parse(rate: str | Limit | Iterable[Limit]) -> list[Limit]:
     if isinstance(rate, Limit):
         return [rate]
+    if not isinstance(rate, (str, list, tuple)):
+        raise TypeError(
+            f"rate must be a rate string such as '10/second' or Limit values, "
+            f"got {rate!r}"
+        )
     if not isinstance(rate, str):
         items = list(rate)
         if not items or not all(isinstance(item, Limit) for item in items):
             raise TypeError(f"rate must be a string or Limit values, got {rate!r}")
         return items
+    if _ZERO_PERIOD.search(rate):
+        # limits reads "10 per 0 seconds" as per one second; refuse it.
+        raise ValueError(f"rate {rate!r} must have a positive period")
     try:
         items_ = limits.parse_many(rate)
     except ValueError:
@@ -101,6 +112,7 @@ def _parse(rate: str | Limit | Iterable[Limit]) -> list[Limit]:
 def _from_item(rate: str, item: limits.RateLimitItem) -> Limit:
     if item.amount <= 0:
         raise ValueError(f"rate {rate!r} must admit a positive amount")
+
     amount = float(item.amount)
     return Limit(amount, float(item.get_expiry()), amount)
 

@@ -133,6 +133,10 @@ class MemoryBackend:
     """
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        if not callable(clock):
+            raise TypeError(
+                f"clock must be a function returning seconds, got {clock!r}"
+            )
         self._clock = clock
         self._lock = threading.Lock()
         self._buckets: dict[str, _Bucket] = {}
@@ -193,6 +197,7 @@ class MemoryBackend:
         """
         with self._lock:
             now = self._clock()
+            self._tick(now)
             gate = self._gates.get(key, pacing.Gate())
             wait, after = pacing.admit(gate, now, jitter, config)
             if max_wait is not None and wait > max_wait:
@@ -353,14 +358,23 @@ class MemoryBackend:
     async def aclose(self) -> None:
         """Nothing to close; present for symmetry with other backends."""
 
-    def _bucket(self, key: str, limits: tuple[Limit, ...], now: float) -> _Bucket:
+    def _tick(self, now: float) -> None:
         self._reserved += 1
         if self._reserved % _SWEEP_EVERY == 0:
             self._sweep(now)
 
+    def _bucket(self, key: str, limits: tuple[Limit, ...], now: float) -> _Bucket:
+        self._tick(now)
+
         bucket = self._buckets.get(key)
-        if bucket is None or bucket.limits != limits:
-            # New key, or the limits changed: start from idle.
+        if bucket is not None and bucket.limits != limits:
+            # Policies sharing a name but not limits: keep the schedule when
+            # it fits, so neither resets the other's budget.
+            if len(bucket.limits) == len(limits):
+                bucket.limits = limits
+            else:
+                bucket = None
+        if bucket is None:
             idle = tuple(now for _ in limits)
             bucket = _Bucket(limits, gcra.ReservationLedger(idle))
             self._buckets[key] = bucket

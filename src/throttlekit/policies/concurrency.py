@@ -69,7 +69,7 @@ class Concurrency:
         lease = yield Acquire(
             pool, self.limit, None if math.isinf(timeout) else timeout
         )
-        ctx.keys.append(pool)
+        ctx.note(pool)
         ctx.waited += lease.waited
 
         try:

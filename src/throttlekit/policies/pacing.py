@@ -107,8 +107,9 @@ class HeaderPacing:
 
         line = f"{self.name}|{key}"
         max_wait = min(ctx.remaining, self.max_retry_after)
+        sends = ctx.sends
         place = yield Pace(line, self._random(), self.config, max_wait)
-        ctx.keys.append(line)
+        ctx.note(line)
 
         try:
             if place.wait > 0:
@@ -116,7 +117,7 @@ class HeaderPacing:
                 yield from self._wait_out_pause(line, ctx)
             response = yield Send(call)
         except BaseException:
-            if not ctx.sent:
+            if ctx.sends == sends:
                 yield Cancel(place)
             raise
 

@@ -71,6 +71,8 @@ class RateLimit:
     ) -> None:
         self.limits = parse_rate(rate, burst)
         self.key = _keys.resolve(key)
+        if name is not None and (not isinstance(name, str) or not name):
+            raise TypeError(f"name must be a non-empty string or None, got {name!r}")
         self.name = name if name is not None else _default_name(self.limits)
         self.max_wait = seconds("max_wait", max_wait)
 
@@ -92,10 +94,11 @@ class RateLimit:
         max_wait = ctx.remaining
         if self.max_wait is not None:
             max_wait = min(max_wait, self.max_wait)
+        sends = ctx.sends
         reservation = yield Reserve(
             bucket, self.limits, cost, None if math.isinf(max_wait) else max_wait
         )
-        ctx.keys.append(bucket)
+        ctx.note(bucket)
 
         try:
             if reservation.wait > 0:
@@ -104,7 +107,7 @@ class RateLimit:
         except BaseException as exc:
             # Not sent (cancelled while waiting, or refused further in):
             # give the place back so the budget is not spent for nothing.
-            if not ctx.sent:
+            if ctx.sends == sends:
                 yield Cancel(reservation)
                 if isinstance(exc, RateLimited):
                     logger.debug("gave back %s: refused downstream", bucket)

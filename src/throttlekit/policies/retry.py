@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -20,7 +20,13 @@ from .._exceptions import RateLimited, ThrottlekitError
 from .._flow import Context, Flow, Send, Sleep
 from .._validate import seconds
 
-__all__ = ["IDEMPOTENT_METHODS", "RETRY_STATUSES", "Retry", "RetryBudget"]
+__all__ = [
+    "IDEMPOTENT_METHODS",
+    "RETRY_EXCEPTIONS",
+    "RETRY_STATUSES",
+    "Retry",
+    "RetryBudget",
+]
 
 logger = logging.getLogger("throttlekit.retry")
 
@@ -30,6 +36,21 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRAC
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
 _LONGEST = 366 * 86400.0
+
+Verdict = Literal["retry", "give", "refuse"]
+
+#: Exceptions retried by default: failures to connect, read or write, and
+#: protocol breaks by the server. Not a full pool (retrying makes it worse),
+#: an unsupported scheme or a local protocol error (they cannot succeed).
+RETRY_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.ReadError,
+    httpx.ReadTimeout,
+    httpx.WriteError,
+    httpx.WriteTimeout,
+    httpx.RemoteProtocolError,
+)
 
 
 class RetryBudget:
@@ -102,7 +123,9 @@ class Retry:
         methods: Request methods to retry; ``None`` (default) for the
             idempotent ones. Calls that are not httpx requests are retried
             whatever their method.
-        exceptions: Exception types to retry; default `httpx.TransportError`
+        exceptions: Exception types to retry; default `RETRY_EXCEPTIONS`:
+            httpx's connect, read and write errors and timeouts and remote
+            protocol errors, not a pool timeout or an unsupported protocol
             (throttlekit's own errors are never retried).
         backoff: The schedule when the server gives no wait; default
             ``Backoff(initial=0.5, multiplier=2, cap=30)`` with full jitter.
@@ -128,7 +151,7 @@ class Retry:
         *,
         statuses: Collection[int] = RETRY_STATUSES,
         methods: Collection[str] | None = None,
-        exceptions: tuple[type[BaseException], ...] = (httpx.TransportError,),
+        exceptions: tuple[type[BaseException], ...] = RETRY_EXCEPTIONS,
         backoff: Backoff | None = None,
         deadline: float | timedelta | None = None,
         max_retry_after: float | timedelta = MAX_RETRY_AFTER,
@@ -138,13 +161,23 @@ class Retry:
         if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
             raise ValueError(f"attempts must be an int >= 1, got {attempts!r}")
         self.attempts = attempts
-        self.statuses = frozenset(statuses)
+        self.statuses = _statuses(statuses)
         self.methods = IDEMPOTENT_METHODS if methods is None else _upper(methods)
         self.exceptions = _exception_types(exceptions)
+        if backoff is not None and not isinstance(backoff, Backoff):
+            raise TypeError(f"backoff must be a Backoff or None, got {backoff!r}")
         self.backoff = backoff if backoff is not None else Backoff()
         self.deadline = seconds("deadline", deadline)
         limit = seconds("max_retry_after", max_retry_after)
-        self.max_retry_after = _LONGEST if limit is None else limit
+        if limit is None or math.isinf(limit):
+            raise ValueError(
+                f"max_retry_after must be finite seconds >= 0, got {max_retry_after!r}"
+            )
+        self.max_retry_after = limit
+        if retry_after is not None and not callable(retry_after):
+            raise TypeError(
+                f"retry_after must be a function or None, got {retry_after!r}"
+            )
         self.retry_after = retry_after
         if budget is not None and not isinstance(budget, RetryBudget):
             raise TypeError(f"budget must be a RetryBudget, got {budget!r}")
@@ -164,7 +197,7 @@ class Retry:
         if budget is not None:
             yield Earn(budget, self._budget_config())
         while True:
-            ctx.sent = False
+            ctx.attempts = attempt
             result, error = None, None
             try:
                 result = yield Send(call)
@@ -176,8 +209,21 @@ class Retry:
             outcome = self._outcome(result, error, attempt)
             if outcome is None:
                 return _give(result, error)
-            left = _left(self.deadline, started, ctx)
-            if not self._affordable(outcome, attempt, left, call):
+            verdict = self._verdict(
+                outcome, attempt, _left(self.deadline, started, ctx)
+            )
+            if verdict == "refuse":
+                # The server asked for a wait we cannot afford: free the
+                # connection, then let the caller decide.
+                if isinstance(result, httpx.Response):
+                    yield Close(result)
+                raise RateLimited(
+                    _budget_key(call),
+                    outcome.wait,
+                    reason="server asked for a longer wait",
+                )
+            if verdict == "give":
+                logger.warning("giving up on %s: %s", _describe(call), outcome.note)
                 return _give(result, error)
             if budget is not None and not (yield Spend(budget, self._budget_config())):
                 logger.warning("retry budget %s is spent; not retrying", budget)
@@ -224,38 +270,28 @@ class Retry:
             return _Outcome(asked, asked=True, rate_limited=rate_limited)
         return _Outcome(self.backoff.delay(attempt), False, rate_limited)
 
-    def _affordable(
-        self, outcome: _Outcome, attempt: int, left: float, call: Any
-    ) -> bool:
-        """Decide whether to wait and try again; raise when a rate-limited
-        call cannot afford the wait the server asked for."""
+    def _verdict(self, outcome: _Outcome, attempt: int, left: float) -> Verdict:
+        """Decide whether to wait and try again ("retry"), return what came
+        ("give"), or refuse a rate-limited wait we cannot afford."""
         if attempt >= self.attempts:
-            logger.warning(
-                "giving up on %s after %d attempts", _describe(call), attempt
-            )
-            return False
+            outcome.note = f"{attempt} attempts made"
+            return "give"
 
         bound = min(left, self.max_retry_after if outcome.asked else math.inf)
         if outcome.wait <= bound:
-            return True
+            return "retry"
         if outcome.rate_limited and outcome.asked:
-            raise RateLimited(
-                _describe(call), outcome.wait, reason="server asked for a longer wait"
-            )
-        logger.warning(
-            "giving up on %s: next wait %.3fs exceeds the %.3fs left",
-            _describe(call),
-            outcome.wait,
-            left,
-        )
-        return False
+            return "refuse"
+        outcome.note = f"next wait {outcome.wait:.3f}s exceeds the {bound:.3f}s left"
+        return "give"
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Outcome:
     wait: float
     asked: bool
     rate_limited: bool
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -312,6 +348,12 @@ def _left(deadline: float | None, started: float, ctx: Context) -> float:
     return max(0.0, left)
 
 
+def _budget_key(call: Any) -> str:
+    if isinstance(call, httpx.Request):
+        return _keys.host()(call) or "all"
+    return "all"
+
+
 def _describe(call: Any) -> str:
     if isinstance(call, httpx.Request):
         return f"{call.method} {call.url.host}{call.url.path}"
@@ -320,9 +362,21 @@ def _describe(call: Any) -> str:
 
 
 def _upper(methods: Collection[str]) -> frozenset[str]:
-    if isinstance(methods, str):
+    if isinstance(methods, str) or not all(isinstance(m, str) for m in methods):
         raise TypeError(f"methods must be a collection of names, got {methods!r}")
     return frozenset(method.upper() for method in methods)
+
+
+def _statuses(statuses: Collection[int]) -> frozenset[int]:
+    try:
+        checked = frozenset(statuses)
+    except TypeError:
+        checked = frozenset({None})  # type: ignore[arg-type]
+    if not all(isinstance(s, int) and 100 <= s <= 599 for s in checked):
+        raise TypeError(
+            f"statuses must be a collection of HTTP status codes, got {statuses!r}"
+        )
+    return checked
 
 
 def _exception_types(
