@@ -7,13 +7,16 @@ Run it on request, never in the test suite::
     .venv/bin/python benchmarks/bench_redis.py --url redis://127.0.0.1:6380/0
 
 Without ``--url`` it starts a throwaway ``redis-server`` on a free loopback
-port, with persistence off, and stops it at the end. Every row is measured
-once per round, rounds interleaved, and reported as the median over rounds,
-so a machine's drifting speed hits every row alike. Ratios are to the PING
-of the same round (sync rows) or to the sequential sync decision of the same
-round (async rows).
+port, with persistence off, and stops it at the end.
 
-Needs the ``bench`` extras: ``redis``, ``limits`` and ``pyrate-limiter``.
+Sync rows are timed in small chunks taken in turn (a chunk of PINGs, a chunk
+of decisions, ...), so a machine whose speed drifts from one second to the
+next slows every row alike; ratios are to the PING of the same round. Async
+rows run one after another, each round, and their ratio is decisions per
+second against the sequential sync decision of the same round. Every figure
+is the median over rounds.
+
+Needs ``redis``, ``limits`` and ``pyrate-limiter``.
 """
 
 from __future__ import annotations
@@ -28,13 +31,14 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import limits
 import limits.storage
 import limits.strategies
 import pyrate_limiter
 import redis
+import redis.asyncio
 
 import throttlekit as tk
 from throttlekit.backends.redis import RedisBackend
@@ -44,77 +48,98 @@ from throttlekit.backends.redis import RedisBackend
 RATE = "100000/second"
 TK_LIMITS = tk.parse_rate(RATE)
 CALLERS = 100
+CHUNK = 100
 WARMUP = 300
 
-Bench = Callable[[str, int], float]
+Call = Callable[[], object]
+Setup = Callable[[str, ExitStack], Call]
 
 
-def bench_ping(url: str, ops: int) -> float:
-    """Seconds per PING with redis-py, the floor for one round trip."""
-    client = redis.Redis.from_url(url, socket_timeout=0.5)
-    try:
-        return _per_op(client.ping, ops)
-    finally:
-        client.close()
+def ping(url: str, stack: ExitStack) -> Call:
+    """A PING with redis-py: the floor for one round trip."""
+    client = stack.enter_context(redis.Redis.from_url(url, socket_timeout=0.5))
+    return client.ping
 
 
-def bench_throttlekit(url: str, ops: int) -> float:
-    """Seconds per `RedisBackend.reserve`."""
+def throttlekit_reserve(url: str, stack: ExitStack) -> Call:
+    """One `RedisBackend.reserve`."""
     backend = RedisBackend.from_url(url, namespace="bench")
+    stack.callback(backend.close)
     key = uuid.uuid4().hex
-    try:
-        return _per_op(lambda: backend.reserve(key, TK_LIMITS, 1, None), ops)
-    finally:
-        backend.close()
+    return lambda: backend.reserve(key, TK_LIMITS, 1, None)
 
 
-def bench_limits_moving(url: str, ops: int) -> float:
-    """Seconds per hit of `limits`' moving window on Redis storage."""
-    return _limits(url, ops, limits.strategies.MovingWindowRateLimiter)
+def noop_script(url: str, stack: ExitStack) -> Call:
+    """An EVALSHA of a script that does nothing, sent a decision's
+    arguments: the floor for any decision made by a script."""
+    client = stack.enter_context(redis.Redis.from_url(url, socket_timeout=0.5))
+    sha = client.script_load("return ARGV[1]")
+    args = (b"100000.0/1.0/100000.0 10000000000", b"-1 4611686018427387904 10")
+    return lambda: client.evalsha(sha, 1, "bench:{noop}:r", *args)
 
 
-def bench_limits_fixed(url: str, ops: int) -> float:
-    """Seconds per hit of `limits`' fixed window on Redis storage."""
-    return _limits(url, ops, limits.strategies.FixedWindowRateLimiter)
+def limits_moving(url: str, stack: ExitStack) -> Call:
+    """A hit of `limits`' moving window on Redis storage."""
+    return _limits(url, limits.strategies.MovingWindowRateLimiter)
 
 
-def bench_pyrate(url: str, ops: int) -> float:
-    """Seconds per non-blocking `try_acquire` of pyrate-limiter's Redis
-    bucket."""
-    client = redis.Redis.from_url(url, socket_timeout=0.5)
+def limits_fixed(url: str, stack: ExitStack) -> Call:
+    """A hit of `limits`' fixed window on Redis storage."""
+    return _limits(url, limits.strategies.FixedWindowRateLimiter)
+
+
+def pyrate(url: str, stack: ExitStack) -> Call:
+    """A non-blocking `try_acquire` of pyrate-limiter's Redis bucket."""
+    client = stack.enter_context(redis.Redis.from_url(url, socket_timeout=0.5))
     rate = pyrate_limiter.Rate(100_000, pyrate_limiter.Duration.SECOND)
     bucket = pyrate_limiter.RedisBucket.init([rate], client, uuid.uuid4().hex)
     limiter = pyrate_limiter.Limiter(bucket)
-    try:
-        return _per_op(lambda: limiter.try_acquire("bench", blocking=False), ops)
-    finally:
-        limiter.close()
-        client.close()
+    stack.callback(limiter.close)
+    return lambda: limiter.try_acquire("bench", blocking=False)
 
 
-def _limits(url: str, ops: int, strategy: type[limits.strategies.RateLimiter]) -> float:
-    storage = limits.storage.RedisStorage(url)
-    limiter = strategy(storage)
+def _limits(url: str, strategy: type[limits.strategies.RateLimiter]) -> Call:
+    limiter = strategy(limits.storage.RedisStorage(url))
     item = limits.parse(RATE)
     key = uuid.uuid4().hex
-    return _per_op(lambda: limiter.hit(item, key), ops)
+    return lambda: limiter.hit(item, key)
 
 
-def _per_op(call: Callable[[], object], ops: int) -> float:
-    for _ in range(WARMUP):
+SYNC_ROWS: list[tuple[str, Setup]] = [
+    ("PING (redis-py)", ping),
+    ("throttlekit RedisBackend.reserve", throttlekit_reserve),
+    ("EVALSHA of a no-op script, same arguments", noop_script),
+    ("limits moving window (RedisStorage)", limits_moving),
+    ("limits fixed window (RedisStorage)", limits_fixed),
+    ("pyrate-limiter RedisBucket", pyrate),
+]
+
+
+def measure_sync(url: str, ops: int) -> dict[str, float]:
+    """Return seconds per operation of every sync row, chunks in turn."""
+    with ExitStack() as stack:
+        calls = {name: setup(url, stack) for name, setup in SYNC_ROWS}
+        for call in calls.values():
+            _repeat(call, WARMUP)
+        spent = dict.fromkeys(calls, 0.0)
+        for _ in range(ops // CHUNK):
+            for name, call in calls.items():
+                start = time.perf_counter()
+                _repeat(call, CHUNK)
+                spent[name] += time.perf_counter() - start
+    return {name: total / (ops // CHUNK * CHUNK) for name, total in spent.items()}
+
+
+def _repeat(call: Call, times: int) -> None:
+    for _ in range(times):
         call()
-    start = time.perf_counter()
-    for _ in range(ops):
-        call()
-    return (time.perf_counter() - start) / ops
 
 
-def bench_async(url: str, ops: int, callers: int, buckets: int) -> float:
-    """Seconds per `areserve` with ``callers`` concurrent tasks spread over
+def measure_async(url: str, ops: int, callers: int, buckets: int) -> float:
+    """Return seconds per `areserve` with ``callers`` concurrent tasks over
     ``buckets`` buckets, each task reserving in a loop."""
     backend = RedisBackend.from_url(url, namespace="bench")
     keys = [uuid.uuid4().hex for _ in range(buckets)]
-    rounds = max(1, ops // callers)
 
     async def caller(key: str, times: int) -> None:
         for _ in range(times):
@@ -129,7 +154,7 @@ def bench_async(url: str, ops: int, callers: int, buckets: int) -> float:
 
     async def measure() -> float:
         await run(max(1, WARMUP // callers))
-        return await run(rounds)
+        return await run(max(1, ops // callers))
 
     try:
         return asyncio.run(measure())
@@ -137,8 +162,8 @@ def bench_async(url: str, ops: int, callers: int, buckets: int) -> float:
         backend.close()
 
 
-def bench_async_ping(url: str, ops: int, callers: int) -> float:
-    """Seconds per PING with ``callers`` concurrent tasks on redis.asyncio."""
+def measure_async_ping(url: str, ops: int, callers: int) -> float:
+    """Return seconds per PING with ``callers`` concurrent tasks."""
 
     async def measure() -> float:
         client = redis.asyncio.Redis.from_url(url, socket_timeout=0.5)
@@ -157,54 +182,49 @@ def bench_async_ping(url: str, ops: int, callers: int) -> float:
     return asyncio.run(measure())
 
 
-SYNC_ROWS: list[tuple[str, Bench]] = [
-    ("PING (redis-py)", bench_ping),
-    ("throttlekit RedisBackend.reserve", bench_throttlekit),
-    ("limits moving window (RedisStorage)", bench_limits_moving),
-    ("limits fixed window (RedisStorage)", bench_limits_fixed),
-    ("pyrate-limiter RedisBucket", bench_pyrate),
-]
-ASYNC_ROWS: list[tuple[str, Bench]] = [
-    ("throttlekit areserve, 1 caller", lambda u, n: bench_async(u, n, 1, 1)),
+ASYNC_ROWS: list[tuple[str, Callable[[str, int], float]]] = [
+    ("throttlekit areserve, 1 caller", lambda u, n: measure_async(u, n, 1, 1)),
     (
         f"throttlekit areserve, {CALLERS} callers, 1 bucket",
-        lambda u, n: bench_async(u, n, CALLERS, 1),
+        lambda u, n: measure_async(u, n, CALLERS, 1),
     ),
     (
         f"throttlekit areserve, {CALLERS} callers, {CALLERS} buckets",
-        lambda u, n: bench_async(u, n, CALLERS, CALLERS),
+        lambda u, n: measure_async(u, n, CALLERS, CALLERS),
     ),
     (
         f"PING (redis.asyncio), {CALLERS} callers",
-        lambda u, n: bench_async_ping(u, n, CALLERS),
+        lambda u, n: measure_async_ping(u, n, CALLERS),
     ),
 ]
 
 
 def run(url: str, rounds: int, ops: int) -> None:
-    """Measure every row ``rounds`` times, interleaved, and print the table."""
-    seconds: dict[str, list[float]] = {name: [] for name, _ in SYNC_ROWS + ASYNC_ROWS}
-    ratios: dict[str, list[float]] = {name: [] for name in seconds}
+    """Measure every row ``rounds`` times and print the table."""
+    seconds: dict[str, list[float]] = {}
+    ratios: dict[str, list[float]] = {}
     for _ in range(rounds):
-        measured = {name: bench(url, ops) for name, bench in SYNC_ROWS + ASYNC_ROWS}
-        ping = measured[SYNC_ROWS[0][0]]
-        sync = measured[SYNC_ROWS[1][0]]
-        for name, value in measured.items():
-            seconds[name].append(value)
-            # Sync rows: cost relative to a PING. Async rows: throughput
-            # relative to the sequential sync decision.
-            is_sync = any(name == row for row, _ in SYNC_ROWS)
-            ratios[name].append(value / ping if is_sync else sync / value)
+        sync = measure_sync(url, ops)
+        ping_s, decision = sync[SYNC_ROWS[0][0]], sync[SYNC_ROWS[1][0]]
+        for name, value in sync.items():
+            seconds.setdefault(name, []).append(value)
+            ratios.setdefault(name, []).append(value / ping_s)
+        for name, bench in ASYNC_ROWS:
+            value = bench(url, ops)
+            seconds.setdefault(name, []).append(value)
+            ratios.setdefault(name, []).append(decision / value)
 
-    print(f"{rounds} rounds of {ops} operations; medians.\n")
+    sync_names = {name for name, _ in SYNC_ROWS}
+    print(f"{rounds} rounds of {ops} operations per row; medians.\n")
     print("| Operation | µs per op | ops/s | ratio |")
     print("| --- | ---: | ---: | ---: |")
-    for name in seconds:
-        per_op = statistics.median(seconds[name])
+    for name, values in seconds.items():
+        per_op = statistics.median(values)
         ratio = statistics.median(ratios[name])
-        is_sync = any(name == row for row, _ in SYNC_ROWS)
-        label = f"{ratio:.2f}x PING" if is_sync else f"{ratio:.2f}x sync decisions/s"
-        print(f"| {name} | {per_op * 1e6:.1f} | {1 / per_op:,.0f} | {label} |")
+        unit = "x PING" if name in sync_names else "x sync decisions/s"
+        print(
+            f"| {name} | {per_op * 1e6:.1f} | {1 / per_op:,.0f} | {ratio:.2f}{unit} |"
+        )
 
 
 @contextmanager
@@ -212,9 +232,7 @@ def throwaway_server() -> Iterator[str]:
     """Start a redis-server on a free loopback port; yield its URL."""
     executable = shutil.which("redis-server")
     if executable is None:
-        raise SystemExit(
-            "redis-server not found; install it (apt-get install redis-server)"
-        )
+        raise SystemExit("redis-server not found: apt-get install redis-server")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

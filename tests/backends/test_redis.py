@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -471,3 +472,33 @@ def test_every_backend_method_is_offered() -> None:
     ]
 
     assert missing == []
+
+
+def test_threads_never_hold_more_slots_than_the_limit(backend: RedisBackend) -> None:
+    """Eight threads sharing two slots all get through, never more than two
+    holding a slot at once."""
+    lock = threading.Lock()
+    holding = [0]
+    peak = [0]
+    done = [0]
+
+    def work() -> None:
+        for _ in range(5):
+            lease = backend.acquire("pool", 2, timeout=60)
+            with lock:
+                holding[0] += 1
+                peak[0] = max(peak[0], holding[0])
+            time.sleep(0.002)
+            with lock:
+                holding[0] -= 1
+                done[0] += 1
+            backend.release(lease)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert done[0] == 40
+    assert peak[0] <= 2

@@ -3,6 +3,7 @@ it promises, nothing hangs, and Redis is used again once it is back."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -128,8 +129,11 @@ def test_hung_redis_never_hangs_a_call(
             with pytest.raises(tk.BackendError) as info:
                 backend.cancel(first)
             assert isinstance(info.value.__cause__, redis.TimeoutError)
+            with pytest.raises(tk.BackendError):
+                asyncio.run(backend.areserve("k", HOURLY, 1, None))
         else:
             backend.cancel(first)
+            asyncio.run(backend.areserve("k", HOURLY, 1, None))
     finally:
         server.resume()
     backend.close()
