@@ -149,12 +149,24 @@ def test_fractional_cost_charges_its_share(backend: RedisBackend) -> None:
     assert admit(half) == admit(first) + HOUR_US // 2
 
 
-def test_changed_limits_start_the_bucket_over(backend: RedisBackend) -> None:
-    """A bucket used with other limits than before starts from idle."""
+def test_changed_limits_keep_the_schedule(backend: RedisBackend) -> None:
+    """Policies sharing a bucket with other limits, as many of them, keep
+    one schedule instead of resetting each other's."""
+    first = backend.reserve("k", HOURLY, 1, None)
+    backend.reserve("k", HOURLY, 1, None)
+
+    other = backend.reserve("k", (tk.Limit(1, 3600, 1),), 1, None)
+
+    assert admit(other) == admit(first) + 2 * HOUR_US
+
+
+def test_another_number_of_limits_starts_over(backend: RedisBackend) -> None:
+    """A bucket used with another number of limits starts from idle."""
     for _ in range(3):
         backend.reserve("k", HOURLY, 1, None)
 
-    assert backend.reserve("k", (tk.Limit(1, 3600, 1),), 1, None).wait == 0
+    two = (tk.Limit(1, 3600, 1), tk.Limit(2, 7200, 2))
+    assert backend.reserve("k", two, 1, None).wait == 0
 
 
 def test_capacity_is_checked_without_redis() -> None:

@@ -180,6 +180,12 @@ class _Plan:
 
     Charges round up and tolerances down to whole microseconds, so the
     rounding never admits more than the limits.
+
+    Attributes:
+        sig: The limits, as text; async callers with equal ones share a
+            script call.
+        head: The script's first argument: the tolerances, microseconds.
+        intervals: Each limit's emission interval, microseconds.
     """
 
     sig: str
@@ -190,7 +196,7 @@ class _Plan:
     def of(cls, limits: tuple[Limit, ...]) -> _Plan:
         sig = ";".join(f"{x.amount!r}/{x.period!r}/{x.burst!r}" for x in limits)
         tolerances = [math.floor(x.tolerance * 1e6 + _SLACK) for x in limits]
-        head = " ".join([sig, *map(str, tolerances)]).encode()
+        head = " ".join(map(str, tolerances)).encode()
         return cls(sig, head, tuple(x.interval * 1e6 for x in limits))
 
     def request(self, cost: float, max_wait: float | None, token: int) -> bytes:

@@ -34,7 +34,7 @@ local state = redis.call('GET', KEYS[1])
 if not state then
   return 0
 end
-local sig, owner = string.match(state, '^(%S+) (%S+) ')
+local owner = string.match(state, '^(%S+) ')
 
 local spent = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 1000)
 if #spent > 0 then
@@ -83,5 +83,5 @@ for j = 1, #tats do
   idle = math.max(idle, tonumber(tats[j]))
 end
 local ttl = math.ceil((idle - now) / 1000) + 1000
-redis.call('SET', KEYS[1], sig .. ' ' .. owner .. ' ' .. table.concat(tats, ' '), 'PX', ttl)
+redis.call('SET', KEYS[1], owner .. ' ' .. table.concat(tats, ' '), 'PX', ttl)
 return 1

@@ -1,13 +1,14 @@
 -- reserve.lua: take places in one rate bucket's line, for one request or a
 -- batch of requests, all the bucket's limits decided together (GCRA).
 --
--- KEYS[1]  the bucket, a string: "<sig> <owner> <tat_1> ... <tat_n>", where
---          owner is the token of the last reservation charged ("-" when
---          none) and tat_j the theoretical arrival time of limit j.
--- ARGV[1]  the limits, space separated: "<sig> <tol_1> ... <tol_n>". sig
---          is the limits' signature; a bucket that holds another signature
---          starts over from idle, as the limits changed. tol_j is limit j's
---          tolerance (burst * interval), microseconds.
+-- KEYS[1]  the bucket, a string: "<owner> <tat_1> ... <tat_n>", where owner
+--          is the token of the last reservation charged ("-" when none) and
+--          tat_j the theoretical arrival time of limit j. A bucket holding
+--          as many times as there are limits keeps its schedule even when
+--          the limits changed (policies sharing a name); one holding
+--          another number starts over from idle.
+-- ARGV[1]  the limits' tolerances (burst * interval), space separated:
+--          "<tol_1> ... <tol_n>", microseconds.
 -- ARGV[2 ..]  one per request, in the order the requests arrived, space
 --          separated: "<max_wait> <token> <inc_1> ... <inc_n>":
 --   max_wait        the longest wait the caller accepts, microseconds;
@@ -34,9 +35,8 @@ local function int(x)
 end
 
 local key = KEYS[1]
-local sig, tolerances = string.match(ARGV[1], '^(%S+) (.*)$')
 local tol = {}
-for value in string.gmatch(tolerances, '%S+') do
+for value in string.gmatch(ARGV[1], '%S+') do
   tol[#tol + 1] = tonumber(value)
 end
 local n = #tol
@@ -47,17 +47,17 @@ local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local owner = '-'
 local tats = {}
 local state = redis.call('GET', key)
-local held_sig, held_owner, held_tats
 if state then
-  held_sig, held_owner, held_tats = string.match(state, '^(%S+) (%S+) (.*)$')
-end
-if held_sig == sig then
-  owner = held_owner
+  local held_owner, held_tats = string.match(state, '^(%S+) (.*)$')
   for tat in string.gmatch(held_tats, '%S+') do
     tats[#tats + 1] = tonumber(tat)
   end
-else
-  -- A new bucket, or its limits changed: start from idle.
+  owner = held_owner
+end
+if #tats ~= n then
+  -- A new bucket, or one held with another number of limits: start idle.
+  owner = '-'
+  tats = {}
   for j = 1, n do
     tats[j] = now
   end
@@ -102,9 +102,9 @@ end
 
 if charged then
   local idle = now
-  local parts = {sig, owner}
+  local parts = {owner}
   for j = 1, n do
-    parts[2 + j] = int(tats[j])
+    parts[1 + j] = int(tats[j])
     idle = math.max(idle, tats[j])
   end
   -- Expire once the bucket is idle again, with a second to spare.
