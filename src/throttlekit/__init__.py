@@ -11,6 +11,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from . import keys
 from ._core.backoff import AdaptiveRate, Backoff
 from ._core.headers import RateLimitInfo, parse_headers
@@ -35,6 +37,9 @@ from .policies import (
     RetryBudget,
 )
 
+if TYPE_CHECKING:
+    from .backends.redis import RedisBackend
+
 __version__ = "0.1.0.dev0"
 
 __all__ = [
@@ -56,6 +61,7 @@ __all__ = [
     "RateLimit",
     "RateLimitInfo",
     "RateLimited",
+    "RedisBackend",
     "Reservation",
     "Retry",
     "RetryBudget",
@@ -67,3 +73,12 @@ __all__ = [
     "parse_rate",
     "throttle",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # RedisBackend needs the redis extra; import it only when asked for.
+    if name == "RedisBackend":
+        from .backends.redis import RedisBackend
+
+        return RedisBackend
+    raise AttributeError(f"module 'throttlekit' has no attribute {name!r}")
