@@ -32,8 +32,8 @@ __all__ = [
     "resolve",
 ]
 
-#: A key function: a request (or a `Call`, under `throttle`) to a key or None.
 KeyFunc = Callable[[Any], "str | None"]
+"""A key function: a request (or a `Call`, under `throttle`) to a key or None."""
 
 
 def host() -> KeyFunc:
