@@ -27,6 +27,10 @@ How one request travels through the registry:
 
 Publishing removes the key from the registry, so nothing stays behind once a
 request completes, and a caller that arrives afterwards starts afresh.
+
+``Dedupe(shared=backend)`` uses a registry that takes the same steps across
+processes through Redis, after callers of one process merged among
+themselves (`throttlekit.policies._redis_registry`).
 """
 
 from __future__ import annotations
@@ -37,13 +41,17 @@ import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
 from .._core import dedupe as _core
 from .._exceptions import RateLimited
 from .._flow import Context, Flow, Send
+
+if TYPE_CHECKING:
+    from ..backends.redis import RedisBackend
 
 __all__ = [
     "DEDUPLICATED",
@@ -237,7 +245,8 @@ class Dedupe:
     ``identity_headers``, and the representation headers ``Accept``,
     ``Accept-Encoding``, ``Accept-Language``, ``Range`` and ``If-*``.
     Only requests in flight at the same time are merged: this is not a
-    cache.
+    cache. With ``shared``, requests from other processes merge too, and a
+    received response stays available to them for a short ``window``.
 
     Args:
         methods: The methods that may be merged, any case. Default: GET and
@@ -251,6 +260,18 @@ class Dedupe:
         registry: Where requests in flight are found. ``None`` (default): a
             new `MemoryRegistry` private to this policy; share the policy
             object between transports to merge their requests.
+        shared: A `RedisBackend` through which processes merge identical
+            requests too. Callers in one process merge among themselves
+            first, so a process asks Redis once per request in flight.
+            ``None`` (default): merge within this process only.
+        window: With ``shared``: seconds a received response is handed to
+            identical requests from any process that arrive after it;
+            ``0`` merges only requests in flight. ``None`` (default): 1.
+        wait: With ``shared``: seconds a leader's claim lasts, so the
+            longest that callers in other processes wait for that leader;
+            if it has not answered by then (it died, hung, or is that
+            slow), one of them sends the request itself and the others
+            wait for it. ``None`` (default): 10.
 
     Raises:
         TypeError: An argument has the wrong type; the message names it.
@@ -263,6 +284,11 @@ class Dedupe:
         ...     tk.RateLimit("10/second", key=tk.keys.path_param("organizations")),
         ... )
 
+        Across processes, through Redis:
+
+        >>> backend = tk.RedisBackend.from_url("redis://localhost:6379/0")
+        >>> dedupe = tk.Dedupe(shared=backend, window=1.0, wait=10.0)
+
     Note:
         Not merged, each sent on its own: methods not in ``methods``;
         requests with an unread streaming body; responses that set a cookie,
@@ -272,6 +298,17 @@ class Dedupe:
         ``"throttlekit.waited"`` nor bounded by ``max_wait``. If the leader
         is cancelled, a joined call sends the request again. Merging is per
         process with the default registry.
+
+        With ``shared``, a response is stored in Redis, body included (up
+        to ``max_body``), for ``window`` seconds and one more; with a
+        ``window`` above 0, a leader therefore reads its response's body
+        before returning it even when nobody joined. Callers in other
+        processes poll Redis while they wait (2 ms doubling to 50 ms). An
+        error reaches them with its message, as the same httpx, builtin or
+        throttlekit type, or for other types as the nearest such base. A leader slower
+        than ``wait`` is taken over: the request is then sent twice. If
+        Redis fails, each process merges on its own until it is back, with
+        one WARNING; no request fails because of it.
     """
 
     def __init__(
@@ -281,6 +318,9 @@ class Dedupe:
         identity_headers: Iterable[str] = (),
         max_body: int | None = DEFAULT_MAX_BODY,
         registry: Registry | None = None,
+        shared: RedisBackend | None = None,
+        window: float | timedelta | None = None,
+        wait: float | timedelta | None = None,
     ) -> None:
         self.methods = frozenset(m.upper() for m in _names("methods", methods))
         if not self.methods:
@@ -289,7 +329,7 @@ class Dedupe:
             h.lower() for h in _names("identity_headers", identity_headers)
         )
         self.max_body = _max_body(max_body)
-        self.registry: Registry = registry if registry is not None else MemoryRegistry()
+        self.registry: Registry = _registry(registry, shared, window, wait)
 
         self._lock = threading.Lock()
         self._upstream = 0
@@ -827,6 +867,32 @@ def _names(param: str, values: Iterable[str]) -> list[str]:
         if not isinstance(name, str) or not name:
             raise ValueError(f"{param} must hold non-empty strings, got {name!r}")
     return names
+
+
+def _registry(
+    registry: Registry | None,
+    shared: RedisBackend | None,
+    window: float | timedelta | None,
+    wait: float | timedelta | None,
+) -> Registry:
+    if shared is None:
+        if window is not None or wait is not None:
+            raise TypeError("window= and wait= apply only with shared=")
+        return registry if registry is not None else MemoryRegistry()
+    if registry is not None:
+        raise TypeError("pass registry= or shared=, not both")
+
+    # Imported here: it needs the redis extra, which a RedisBackend has.
+    from ..backends.redis import RedisBackend
+    from ._redis_registry import DEFAULT_WAIT, DEFAULT_WINDOW, RedisRegistry
+
+    if not isinstance(shared, RedisBackend):
+        raise TypeError(f"shared must be a RedisBackend, got {shared!r}")
+    return RedisRegistry(
+        shared,
+        window=DEFAULT_WINDOW if window is None else window,
+        wait=DEFAULT_WAIT if wait is None else wait,
+    )
 
 
 def _max_body(value: int | None) -> int | None:
