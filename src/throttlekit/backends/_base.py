@@ -53,7 +53,9 @@ class Backend(Protocol):
     the bucket for the caller's place in line and says how long to wait; the
     caller sleeps, and calls `cancel` if it gives up before its turn.
     Concurrency slots are different: `acquire` blocks until a slot is free,
-    because only a release can say when that is.
+    because only a release can say when that is. `remember` and `recall`
+    keep small facts learned from an API (which organization owns a
+    network, say) for a while, so every process learns them once.
     """
 
     def reserve(
@@ -106,6 +108,14 @@ class Backend(Protocol):
         """Take one retry from ``key``'s budget; False when it is empty."""
         ...
 
+    def remember(self, key: str, value: str, ttl: float) -> None:
+        """Keep ``value`` under ``key`` for ``ttl`` seconds, replacing any."""
+        ...
+
+    def recall(self, key: str) -> str | None:
+        """Return the value kept under ``key``; None if none or expired."""
+        ...
+
     async def areserve(
         self,
         key: str,
@@ -152,4 +162,12 @@ class Backend(Protocol):
 
     async def alearn(self, key: str, lesson: Lesson, config: PacingConfig) -> None:
         """Async twin of `learn`."""
+        ...
+
+    async def aremember(self, key: str, value: str, ttl: float) -> None:
+        """Async twin of `remember`."""
+        ...
+
+    async def arecall(self, key: str) -> str | None:
+        """Async twin of `recall`."""
         ...

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -143,6 +144,7 @@ class MemoryBackend:
         self._slots: dict[str, _Slots] = {}
         self._gates: dict[str, pacing.Gate] = {}
         self._budgets: dict[str, float] = {}
+        self._notes: dict[str, tuple[str, float]] = {}
         self._reserved = 0
 
     def reserve(
@@ -283,6 +285,26 @@ class MemoryBackend:
             self._budgets[key] = tokens
             return allowed
 
+    def remember(self, key: str, value: str, ttl: float) -> None:
+        """Keep ``value`` under ``key`` for ``ttl`` seconds, replacing any.
+
+        Raises:
+            TypeError: ``value`` is not a string.
+            ValueError: ``ttl`` is not positive and finite.
+        """
+        _check_note(value, ttl)
+        with self._lock:
+            self._notes[key] = (value, self._clock() + ttl)
+
+    def recall(self, key: str) -> str | None:
+        """Return the value kept under ``key``; None if none or expired."""
+        with self._lock:
+            value, until = self._notes.get(key, ("", -math.inf))
+            if until > self._clock():
+                return value
+            self._notes.pop(key, None)
+            return None
+
     async def aearn(self, key: str, config: budget.BudgetConfig) -> None:
         """Async twin of `earn`."""
         self.earn(key, config)
@@ -290,6 +312,14 @@ class MemoryBackend:
     async def aspend(self, key: str, config: budget.BudgetConfig) -> bool:
         """Async twin of `spend`."""
         return self.spend(key, config)
+
+    async def aremember(self, key: str, value: str, ttl: float) -> None:
+        """Async twin of `remember`."""
+        self.remember(key, value, ttl)
+
+    async def arecall(self, key: str) -> str | None:
+        """Async twin of `recall`."""
+        return self.recall(key)
 
     async def apace(
         self,
@@ -395,6 +425,9 @@ class MemoryBackend:
         ]
         for key in calm:
             del self._gates[key]
+        expired = [key for key, (_, until) in self._notes.items() if until <= now]
+        for key in expired:
+            del self._notes[key]
 
     def _cancel_place(self, place: _GatePlace) -> None:
         # Only the newest place can be returned exactly: a later caller's
@@ -479,3 +512,12 @@ def _unpack(reservation: Reservation) -> tuple[_Bucket, object]:
 
 def _inf(timeout: float | None) -> float:
     return float("inf") if timeout is None else timeout
+
+
+def _check_note(value: str, ttl: float) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"value must be a string, got {value!r}")
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+        raise TypeError(f"ttl must be seconds (a number), got {ttl!r}")
+    if not (ttl > 0 and math.isfinite(ttl)):
+        raise ValueError(f"ttl must be positive and finite seconds, got {ttl!r}")

@@ -15,6 +15,7 @@ Keys, for a bucket, pool or line called ``name``::
     <namespace>:{<name>}:p    pacing line: its TAT (`HeaderPacing`)
     <namespace>:{<name>}:g    pacing gate: what responses taught (hash)
     <namespace>:{<name>}:b    retry budget: tokens left (`Retry`)
+    <namespace>:{<name>}:v    a value kept for a while (`remember`)
 
 The braces make ``name`` the hash tag, so each budget's keys live in one
 Redis Cluster slot. A name that contains braces or is very long is replaced
@@ -81,7 +82,7 @@ from ._redis_scripts import (
     Script,
     SyncClient,
 )
-from .memory import MemoryBackend
+from .memory import MemoryBackend, _check_note
 
 __all__ = ["OnError", "RedisBackend"]
 
@@ -748,6 +749,45 @@ class RedisBackend:
                 return bool(spent)
         return self.on_error == "allow" or self._local.spend(key, config)
 
+    def remember(self, key: str, value: str, ttl: float) -> None:
+        """Keep ``value`` under ``key`` for ``ttl`` seconds, replacing any.
+
+        A plain ``SET`` with ``PX``: Redis forgets the value on its own.
+        While Redis is unreachable (``on_error`` other than ``"raise"``) the
+        value is kept in this process instead.
+
+        Raises:
+            TypeError: ``value`` is not a string.
+            ValueError: ``ttl`` is not positive and finite.
+            BackendError: Redis failed and ``on_error="raise"``.
+        """
+        _check_note(value, ttl)
+        if self._health.try_redis():
+            try:
+                self._sync().set(self._key(key, "v"), value, px=_ms(ttl))
+            except redis.RedisError as exc:
+                self._failed(exc)
+            else:
+                self._health.answered()
+                return
+        self._local.remember(key, value, ttl)
+
+    def recall(self, key: str) -> str | None:
+        """Return the value kept under ``key``; None if none or expired.
+
+        Raises:
+            BackendError: Redis failed and ``on_error="raise"``.
+        """
+        if self._health.try_redis():
+            try:
+                value = self._sync().get(self._key(key, "v"))
+            except redis.RedisError as exc:
+                self._failed(exc)
+            else:
+                self._health.answered()
+                return None if value is None else _text(value)
+        return self._local.recall(key)
+
     async def areserve(
         self,
         key: str,
@@ -914,6 +954,33 @@ class RedisBackend:
                 self._health.answered()
                 return bool(spent)
         return self.on_error == "allow" or self._local.spend(key, config)
+
+    async def aremember(self, key: str, value: str, ttl: float) -> None:
+        """Async twin of `remember`."""
+        _check_note(value, ttl)
+        if self._health.try_redis():
+            state = await self._state()
+            try:
+                await state.client.set(self._key(key, "v"), value, px=_ms(ttl))
+            except redis.RedisError as exc:
+                self._failed(exc)
+            else:
+                self._health.answered()
+                return
+        self._local.remember(key, value, ttl)
+
+    async def arecall(self, key: str) -> str | None:
+        """Async twin of `recall`."""
+        if self._health.try_redis():
+            state = await self._state()
+            try:
+                value = await state.client.get(self._key(key, "v"))
+            except redis.RedisError as exc:
+                self._failed(exc)
+            else:
+                self._health.answered()
+                return None if value is None else _text(value)
+        return self._local.recall(key)
 
     def close(self) -> None:
         """Close the sync client, when the backend made it."""
@@ -1345,6 +1412,11 @@ def _left(timeout: float | None, start: float) -> float | None:
 
 def _inf(timeout: float | None) -> float:
     return math.inf if timeout is None else timeout
+
+
+def _ms(ttl: float) -> int:
+    # At least 1 ms: PX 0 is an error, and a positive ttl never means "now".
+    return max(1, math.ceil(ttl * 1000))
 
 
 def _check_limit(limit: int) -> None:

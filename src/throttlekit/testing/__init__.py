@@ -7,7 +7,9 @@ arithmetic stays exact.
 `RateLimitedAPI` (or `serve`) runs a rate-limited HTTP API on 127.0.0.1 that
 answers like the Meraki Dashboard API (`MerakiProfile`) and counts its
 responses, so a test can check that a client never got a 429. It needs the
-``testing`` extra: ``pip install 'throttlekit[testing]'``. `RateLimitedApp`
+``testing`` extra: ``pip install 'throttlekit[testing]'``.
+`MerakiInventoryProfile` adds networks and devices charged to their
+organization, as the real API charges them. `RateLimitedApp`
 is the same API as an ASGI app, to run without a socket through
 `httpx.ASGITransport`, on a fake clock if need be.
 
@@ -26,6 +28,7 @@ Example:
 
 from ._app import RateLimitedApp, ServerStats
 from ._clock import FakeClock
+from ._inventory import MerakiInventoryProfile
 from ._profiles import ApiRequest, Limiter, MerakiProfile, Profile, Verdict
 from ._server import RateLimitedAPI, serve
 
@@ -33,6 +36,7 @@ __all__ = [
     "ApiRequest",
     "FakeClock",
     "Limiter",
+    "MerakiInventoryProfile",
     "MerakiProfile",
     "Profile",
     "RateLimitedAPI",

@@ -62,13 +62,13 @@ class Verdict:
 
     Attributes:
         status: The HTTP status code.
-        body: The JSON body.
+        body: The JSON body: an object, or an array for list endpoints.
         headers: Extra response headers, names in lower case.
         organization: The organization the request counts against, if any.
     """
 
     status: int
-    body: Mapping[str, Any]
+    body: Mapping[str, Any] | list[Any]
     headers: tuple[tuple[str, str], ...] = ()
     organization: str | None = None
 
