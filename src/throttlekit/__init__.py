@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import keys
+from . import keys, presets
 from ._core.backoff import AdaptiveRate, Backoff
 from ._core.headers import RateLimitInfo, parse_headers
 from ._core.rates import Limit, parse_rate
@@ -71,6 +71,7 @@ __all__ = [
     "keys",
     "parse_headers",
     "parse_rate",
+    "presets",
     "throttle",
 ]
 
