@@ -156,37 +156,63 @@ def test_the_envelope_never_shrinks(backoff: Backoff, attempt: int) -> None:
 # --- AdaptiveRate ----------------------------------------------------------------
 
 
-def test_defaults_derive_floor_and_step_from_the_ceiling() -> None:
-    """floor and step default to five percent of the ceiling."""
+def test_defaults_suit_any_server_below_the_ceiling() -> None:
+    """The floor defaults to one percent of the ceiling; a cut keeps 90%, and
+    each calm second adds 5%."""
     control = AdaptiveRate(10.0)
 
-    assert (control.floor, control.step, control.factor) == (0.5, 0.5, 0.5)
+    assert (control.floor, control.factor, control.growth) == (0.1, 0.9, 0.05)
+    assert (control.calm, control.window) == (1.0, 1.0)
     assert control.start() == AdaptiveState(10.0)
 
 
 def test_congestion_cuts_the_rate_by_the_factor() -> None:
-    """A 429 halves the rate and marks the cut and the calm's start."""
-    control = AdaptiveRate(10.0)
+    """A 429 with nothing measured cuts the rate itself and marks the cut and
+    the calm's start."""
+    control = AdaptiveRate(10.0, factor=0.5)
 
     state = control.on_congestion(control.start(), now=100.0)
 
     assert state == AdaptiveState(5.0, last_cut=100.0, calm_since=100.0)
 
 
+def test_a_cut_starts_from_a_lower_measured_rate() -> None:
+    """A measured rate below the current one is what the cut starts from; a
+    higher one changes nothing."""
+    control = AdaptiveRate(100.0, factor=0.5)
+
+    low = control.on_congestion(control.start(), now=0.0, measured=10.0)
+    high = control.on_congestion(control.start(), now=0.0, measured=500.0)
+
+    assert (low.rate, high.rate) == (5.0, 50.0)
+
+
+@pytest.mark.parametrize(
+    "measured", [math.nan, -1.0, math.inf], ids=["nan", "negative", "infinite"]
+)
+def test_a_meaningless_measurement_is_ignored(measured: float) -> None:
+    """A measured rate that is not a finite number >= 0 cuts from the rate."""
+    control = AdaptiveRate(10.0, factor=0.5)
+
+    state = control.on_congestion(control.start(), now=0.0, measured=measured)
+
+    assert state.rate == 5.0
+
+
 def test_a_burst_of_congestion_within_the_window_cuts_once() -> None:
     """429s arriving within a window of the last cut are one event."""
-    control = AdaptiveRate(10.0, window=1.0)
+    control = AdaptiveRate(10.0, factor=0.5, window=1.0)
     state = control.on_congestion(control.start(), now=100.0)
 
     for now in (100.1, 100.5, 100.99):
-        state = control.on_congestion(state, now)
+        state = control.on_congestion(state, now, measured=1.0)
 
     assert state == AdaptiveState(5.0, last_cut=100.0, calm_since=100.99)
 
 
 def test_congestion_after_the_window_cuts_again() -> None:
     """A 429 more than a window after the last cut is a new event."""
-    control = AdaptiveRate(10.0, window=1.0)
+    control = AdaptiveRate(10.0, factor=0.5, window=1.0)
     state = control.on_congestion(control.start(), now=100.0)
 
     same = control.on_congestion(state, now=101.0)
@@ -197,7 +223,7 @@ def test_congestion_after_the_window_cuts_again() -> None:
 
 def test_a_longer_round_trip_widens_the_event() -> None:
     """rtt_guess longer than the window keeps later 429s in the same event."""
-    control = AdaptiveRate(10.0, window=1.0)
+    control = AdaptiveRate(10.0, factor=0.5, window=1.0)
     state = control.on_congestion(control.start(), now=100.0)
 
     state = control.on_congestion(state, now=102.0, rtt_guess=3.0)
@@ -207,18 +233,18 @@ def test_a_longer_round_trip_widens_the_event() -> None:
 
 def test_cuts_stop_at_the_floor() -> None:
     """However many events, the rate never drops below the floor."""
-    control = AdaptiveRate(10.0, floor=2.0)
+    control = AdaptiveRate(10.0, floor=2.0, factor=0.5)
     state = control.start()
 
     for now in range(10):
-        state = control.on_congestion(state, float(now * 10))
+        state = control.on_congestion(state, float(now * 10), measured=0.0)
 
     assert state.rate == 2.0
 
 
-def test_calm_adds_one_step_per_calm_interval() -> None:
-    """After a cut, each full calm interval adds one step."""
-    control = AdaptiveRate(10.0, calm=2.0)
+def test_each_calm_interval_grows_the_rate_by_its_share() -> None:
+    """After a cut, each full calm interval multiplies the rate by 1 + growth."""
+    control = AdaptiveRate(100.0, factor=0.25, growth=0.5, calm=2.0)
     cut = control.on_congestion(control.start(), now=100.0)
 
     early = control.on_success(cut, now=101.9)
@@ -226,8 +252,18 @@ def test_calm_adds_one_step_per_calm_interval() -> None:
     later = control.on_success(first, now=106.5)
 
     assert early == cut
-    assert first == AdaptiveState(5.5, last_cut=100.0, calm_since=102.0)
-    assert later == AdaptiveState(6.5, last_cut=100.0, calm_since=106.0)
+    assert first == AdaptiveState(37.5, last_cut=100.0, calm_since=102.0)
+    assert later == AdaptiveState(84.375, last_cut=100.0, calm_since=106.0)
+
+
+def test_growth_stops_exactly_at_the_ceiling() -> None:
+    """A step that would pass the ceiling lands on it."""
+    control = AdaptiveRate(10.0, factor=0.5, growth=1.0, calm=1.0)
+    cut = control.on_congestion(control.start(), now=0.0)
+
+    state = control.on_success(cut, now=1.0)
+
+    assert state.rate == 10.0
 
 
 def test_a_long_calm_returns_exactly_to_the_ceiling() -> None:
@@ -242,12 +278,12 @@ def test_a_long_calm_returns_exactly_to_the_ceiling() -> None:
 
 def test_congestion_inside_an_event_restarts_the_calm() -> None:
     """A 429 that does not cut still postpones the recovery."""
-    control = AdaptiveRate(10.0, calm=2.0, window=1.0)
+    control = AdaptiveRate(10.0, factor=0.5, growth=0.5, calm=2.0, window=1.0)
     state = control.on_congestion(control.start(), now=100.0)
     state = control.on_congestion(state, now=100.9)
 
     assert control.on_success(state, now=102.5).rate == 5.0
-    assert control.on_success(state, now=102.9).rate == 5.5
+    assert control.on_success(state, now=102.9).rate == 7.5
 
 
 def test_a_state_outside_the_bounds_is_brought_back() -> None:
@@ -268,7 +304,8 @@ def test_a_state_outside_the_bounds_is_brought_back() -> None:
         pytest.param({"floor": 11.0}, "floor", id="floor-above-ceiling"),
         pytest.param({"factor": 1.0}, "factor", id="factor-one"),
         pytest.param({"factor": 0.0}, "factor", id="factor-zero"),
-        pytest.param({"step": -1.0}, "step", id="negative-step"),
+        pytest.param({"growth": 0.0}, "growth", id="zero-growth"),
+        pytest.param({"growth": 1.5}, "growth", id="growth-above-one"),
         pytest.param({"calm": 0.0}, "calm", id="zero-calm"),
         pytest.param({"window": -1.0}, "window", id="negative-window"),
     ],
@@ -282,6 +319,12 @@ def test_adaptive_rate_rejects_bad_settings(
 
     with pytest.raises(ValueError, match=name):
         AdaptiveRate(ceiling, **settings_)
+
+
+def test_a_ceiling_that_is_not_a_number_is_named() -> None:
+    """A ceiling of the wrong type raises TypeError naming it."""
+    with pytest.raises(TypeError, match="ceiling"):
+        AdaptiveRate("100/s")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -303,36 +346,42 @@ def test_congestion_arguments_are_checked(
 
 
 controls = st.builds(
-    lambda ceiling, floor_share, factor, step_share, calm, window: AdaptiveRate(
+    lambda ceiling, floor_share, factor, growth, calm, window: AdaptiveRate(
         ceiling,
         floor=ceiling * floor_share,
         factor=factor,
-        step=ceiling * step_share,
+        growth=growth,
         calm=calm,
         window=window,
     ),
     st.floats(min_value=0.1, max_value=1e4),
-    st.floats(min_value=0.01, max_value=1.0),
+    st.floats(min_value=0.0001, max_value=1.0),
     st.floats(min_value=0.05, max_value=0.95),
     st.floats(min_value=0.01, max_value=1.0),
     st.floats(min_value=0.01, max_value=60.0),
     # A window of zero, or one well above the clock's float resolution.
     st.one_of(st.just(0.0), st.floats(min_value=0.001, max_value=10.0)),
 )
+# Each event: congested or not, seconds since the last one, and the rate
+# measured for a congestion signal (None: unknown).
 events = st.lists(
-    st.tuples(st.booleans(), st.floats(min_value=0.0, max_value=30.0)),
+    st.tuples(
+        st.booleans(),
+        st.floats(min_value=0.0, max_value=30.0),
+        st.one_of(st.none(), st.floats(min_value=0.0, max_value=2e4)),
+    ),
     max_size=50,
 )
 
 
 def replay(
-    control: AdaptiveRate, history: list[tuple[bool, float]]
+    control: AdaptiveRate, history: list[tuple[bool, float, float | None]]
 ) -> tuple[AdaptiveState, float]:
     state, now = control.start(), 1_000.0
-    for congested, gap in history:
+    for congested, gap, measured in history:
         now += gap
         if congested:
-            state = control.on_congestion(state, now)
+            state = control.on_congestion(state, now, measured=measured)
         else:
             state = control.on_success(state, now)
         assert control.floor <= state.rate <= control.ceiling
@@ -342,9 +391,10 @@ def replay(
 @settings(max_examples=200)
 @given(control=controls, history=events)
 def test_the_rate_stays_between_floor_and_ceiling(
-    control: AdaptiveRate, history: list[tuple[bool, float]]
+    control: AdaptiveRate, history: list[tuple[bool, float, float | None]]
 ) -> None:
-    """No sequence of successes and 429s moves the rate out of its bounds."""
+    """No sequence of successes, 429s and measurements moves the rate out of
+    its bounds."""
     replay(control, history)
 
 
@@ -352,21 +402,27 @@ def test_the_rate_stays_between_floor_and_ceiling(
 @given(
     control=controls,
     history=events,
+    measured=st.one_of(st.none(), st.floats(min_value=0.0, max_value=2e4)),
     offsets=st.lists(st.floats(min_value=0.0, max_value=0.999), min_size=1),
 )
 def test_a_burst_within_one_window_cuts_once(
     control: AdaptiveRate,
-    history: list[tuple[bool, float]],
+    history: list[tuple[bool, float, float | None]],
+    measured: float | None,
     offsets: list[float],
 ) -> None:
-    """Any number of 429s inside one window after a cut leave one cut."""
+    """Any number of 429s inside one window after a cut leave one cut, from
+    the lower of the rate and the measured rate."""
     state, now = replay(control, history)
     start = now + control.window + 1.0
-    cut = control.on_congestion(state, start)
-    assert cut.rate == max(control.floor, state.rate * control.factor)
+    cut = control.on_congestion(state, start, measured=measured)
+    origin = state.rate if measured is None else min(state.rate, measured)
+    assert cut.rate == max(control.floor, origin * control.factor)
 
     for offset in sorted(offsets):
-        burst = control.on_congestion(cut, start + offset * control.window)
+        burst = control.on_congestion(
+            cut, start + offset * control.window, measured=0.0
+        )
         assert burst.rate == cut.rate
         cut = burst
 
@@ -374,14 +430,32 @@ def test_a_burst_within_one_window_cuts_once(
 @settings(max_examples=200)
 @given(control=controls, history=events)
 def test_enough_calm_returns_exactly_to_the_ceiling(
-    control: AdaptiveRate, history: list[tuple[bool, float]]
+    control: AdaptiveRate, history: list[tuple[bool, float, float | None]]
 ) -> None:
-    """Successes spaced one calm apart climb back to exactly the ceiling."""
+    """Successes spaced one calm apart climb back to exactly the ceiling, in
+    a number of steps logarithmic in ceiling / floor."""
     state, now = replay(control, history)
-    steps = math.ceil((control.ceiling - control.floor) / control.step) + 2
+    ratio = control.ceiling / control.floor
+    steps = math.ceil(math.log(ratio) / math.log1p(control.growth)) + 2
 
     for _ in range(steps):
         now += control.calm
         state = control.on_success(state, now)
 
     assert state.rate == control.ceiling
+
+
+@settings(max_examples=200)
+@given(control=controls, history=events, gap=st.floats(min_value=0.0, max_value=60.0))
+def test_calm_never_lowers_the_rate(
+    control: AdaptiveRate,
+    history: list[tuple[bool, float, float | None]],
+    gap: float,
+) -> None:
+    """A success never lowers the rate, and a cut never raises it."""
+    state, now = replay(control, history)
+
+    calm = control.on_success(state, now + gap)
+    cut = control.on_congestion(state, now + gap, measured=None)
+
+    assert cut.rate <= state.rate <= calm.rate

@@ -124,36 +124,117 @@ def test_any_headers_give_a_finite_non_negative_wait(
 
 
 ADAPTIVE = pacing.PacingConfig(
-    spread=0.0,
-    adaptive=tk.AdaptiveRate(20.0, floor=1.0, factor=0.9, step=1.0, calm=1.0),
+    spread=0.5,
+    adaptive=tk.AdaptiveRate(20.0, floor=1.0, factor=0.9, growth=0.05, calm=1.0),
 )
 OK = pacing.Lesson(calm=True, accepted=True)
-REFUSED = pacing.Lesson(pause=0.0)
+REFUSED = pacing.Lesson(pause=1.0)
 
 
-def test_adaptive_cut_starts_from_the_measured_rate() -> None:
-    """A 429 after 10 accepted calls per second cuts to 90% of 10/s."""
-    gate = pacing.Gate()
-    for n in range(40):  # 40 calls over 4 seconds
-        gate = pacing.learn(gate, OK, n * 0.1, ADAPTIVE)
+def replay(
+    gate: pacing.Gate, lessons: list[tuple[float, pacing.Lesson]]
+) -> pacing.Gate:
+    for now, taught in lessons:
+        gate = pacing.learn(gate, taught, now, ADAPTIVE)
+    return gate
 
+
+def test_adaptive_cut_starts_from_the_rate_accepted_since_the_last_cut() -> None:
+    """After a first cut, 40 calls accepted in the 4 seconds to the next 429
+    measure 10/s, and the cut lands at 90% of that."""
+    gate = replay(pacing.Gate(), [(0.0, REFUSED)])
+    gate = replay(gate, [(n * 0.1, OK) for n in range(1, 41)])
+
+    assert pacing.measured(gate, 4.0) == pytest.approx(10.0)
     gate = pacing.learn(gate, REFUSED, 4.0, ADAPTIVE)
 
     assert gate.rate == pytest.approx(9.0)
-    _, gate = pacing.admit(gate, 4.0, 0.0, ADAPTIVE)
-    assert pacing.admit(gate, 4.0, 0.0, ADAPTIVE)[0] == pytest.approx(1 / 9.0)
+    assert (gate.last_cut, gate.span_start, gate.span_count) == (4.0, 4.0, 0.0)
+
+
+def test_the_pause_counts_in_the_measuring_span() -> None:
+    """Calls accepted after a pause are measured over the pause too: the
+    server refilled while nobody sent."""
+    gate = replay(pacing.Gate(), [(0.0, REFUSED)])
+    gate = replay(gate, [(1.0 + n * 0.05, OK) for n in range(1, 21)])
+
+    gate = pacing.learn(gate, REFUSED, 2.0, ADAPTIVE)
+
+    assert gate.rate == pytest.approx(20 / 2.0 * 0.9)
+
+
+def test_the_first_429_of_a_busy_spell_measures_nothing() -> None:
+    """A burst accepted in the first tenth of a second is not a rate: the
+    first cut starts from the ceiling."""
+    gate = replay(pacing.Gate(), [(n * 0.01, OK) for n in range(10)])
+
+    assert pacing.measured(gate, 0.1) is None
+    gate = pacing.learn(gate, REFUSED, 0.1, ADAPTIVE)
+
+    assert gate.rate == pytest.approx(18.0)
+
+
+def test_a_span_with_nothing_accepted_measures_nothing() -> None:
+    """Two events with no success between them cut from the rate, not to
+    the floor."""
+    gate = replay(pacing.Gate(), [(0.0, REFUSED), (1.5, REFUSED)])
+
+    assert gate.rate == pytest.approx(18.0 * 0.9)
+
+
+def test_an_idle_key_starts_a_new_span() -> None:
+    """Successes after an idle spell start a new span, so the quiet seconds
+    before it do not dilute the rate measured at the next 429."""
+    gate = replay(pacing.Gate(), [(0.0, REFUSED), (0.5, OK)])
+    gate = replay(gate, [(10.0 + n * 0.01, OK) for n in range(30)])
+
+    assert (gate.span_start, gate.span_count) == (10.0, 30.0)
+    assert gate.rate == 20.0  # ten calm seconds climbed back to the ceiling
+    gate = pacing.learn(gate, REFUSED, 10.3, ADAPTIVE)
+
+    assert gate.rate == pytest.approx(18.0)
+
+
+def test_a_long_span_keeps_its_later_half() -> None:
+    """A span longer than MEASURE_SPAN keeps half of it at its average rate."""
+    gate = pacing.Gate(span_start=0.0, span_count=100.0, span_last=19.0)
+
+    gate = pacing.learn(gate, OK, 20.0, ADAPTIVE)
+
+    half = pacing.MEASURE_SPAN / 2
+    assert (gate.span_start, gate.span_count) == (20.0 - half, 26.0)
+    assert pacing.measured(gate, 20.0) == pytest.approx(26.0 / half)
 
 
 def test_adaptive_burst_of_429s_cuts_once() -> None:
     """Refusals arriving within one window count as one congestion event."""
-    gate = pacing.Gate()
-    for n in range(40):
-        gate = pacing.learn(gate, OK, n * 0.1, ADAPTIVE)
+    gate = replay(pacing.Gate(), [(0.0, REFUSED)])
+    gate = replay(gate, [(n * 0.1, OK) for n in range(1, 41)])
 
-    for at in (4.0, 4.1, 4.5):
-        gate = pacing.learn(gate, REFUSED, at, ADAPTIVE)
+    gate = replay(gate, [(at, REFUSED) for at in (4.0, 4.1, 4.5, 5.0)])
 
     assert gate.rate == pytest.approx(9.0)
+    assert gate.last_cut == 4.0
+
+
+def test_adaptive_rate_spaces_the_line() -> None:
+    """Calls on an adaptive line are spaced by one over the learned rate."""
+    gate = pacing.Gate(rate=8.0)
+
+    first, gate = pacing.admit(gate, 0.0, 0.0, ADAPTIVE)
+    second, gate = pacing.admit(gate, 0.0, 0.0, ADAPTIVE)
+
+    assert (first, second) == (0.0, 0.125)
+
+
+def test_adaptive_line_resumes_within_one_spacing_of_a_pause() -> None:
+    """After a pause, the first caller on an adaptive line waits at most one
+    spacing more, however long the configured spread."""
+    gate = pacing.Gate(rate=10.0, paused_until=5.0)
+
+    wait, _ = pacing.admit(gate, 0.0, 0.5, ADAPTIVE)
+
+    assert wait == pytest.approx(5.0 + 0.5 * 0.1)
 
 
 def test_adaptive_rate_returns_to_its_ceiling_when_calm() -> None:
@@ -177,21 +258,71 @@ def test_adaptive_never_falls_below_its_floor() -> None:
     assert gate.rate == 1.0
 
 
-@given(
-    events=st.lists(
-        st.tuples(st.floats(0, 3, allow_nan=False), st.booleans()), max_size=80
-    )
+def test_without_adaptive_nothing_is_learned_about_the_rate() -> None:
+    """A gate without an adaptive rate keeps no rate and measures nothing."""
+    gate = pacing.learn(pacing.Gate(), OK, 0.0, CONFIG)
+    gate = pacing.learn(gate, REFUSED, 2.0, CONFIG)
+
+    assert (gate.rate, gate.span_count) == (0.0, 0.0)
+
+
+lessons = st.lists(
+    st.tuples(st.floats(0, 3, allow_nan=False), st.sampled_from(["ok", "429", "503"])),
+    max_size=80,
 )
+TAUGHT = {"ok": OK, "429": REFUSED, "503": pacing.Lesson(calm=True)}
+
+
+@given(events=lessons)
 def test_adaptive_rate_stays_between_floor_and_ceiling(
-    events: list[tuple[float, bool]],
+    events: list[tuple[float, str]],
 ) -> None:
-    """Whatever mix of refusals and successes, the rate stays in bounds and
-    spacing stays finite."""
+    """Whatever mix of refusals and successes, the rate stays in bounds, the
+    measured rate is never negative and spacing stays finite."""
     gate, now = pacing.Gate(), 0.0
-    for gap, refused in events:
+    for gap, kind in events:
         now += gap
-        gate = pacing.learn(gate, REFUSED if refused else OK, now, ADAPTIVE)
+        gate = pacing.learn(gate, TAUGHT[kind], now, ADAPTIVE)
         wait, gate = pacing.admit(gate, now, 0.5, ADAPTIVE)
         assert 0.0 <= wait < 3600
+        got = pacing.measured(gate, now)
+        assert got is None or got >= 0.0
 
     assert gate.rate == 0.0 or 1.0 <= gate.rate <= 20.0
+
+
+@given(
+    events=lessons,
+    offsets=st.lists(st.floats(0, 0.999), min_size=1, max_size=20),
+)
+def test_a_burst_of_refusals_cuts_the_gate_once(
+    events: list[tuple[float, str]], offsets: list[float]
+) -> None:
+    """However many 429s arrive within one window of a cut, the gate's rate
+    is cut once."""
+    gate, now = pacing.Gate(), 0.0
+    for gap, kind in events:
+        now += gap
+        gate = pacing.learn(gate, TAUGHT[kind], now, ADAPTIVE)
+    start = now + 2.0
+    cut = pacing.learn(gate, REFUSED, start, ADAPTIVE)
+
+    for offset in sorted(offsets):
+        gate = pacing.learn(cut, REFUSED, start + offset, ADAPTIVE)
+        assert (gate.rate, gate.last_cut) == (cut.rate, start)
+
+
+@given(events=lessons)
+def test_a_calm_gate_returns_to_its_ceiling(events: list[tuple[float, str]]) -> None:
+    """After any history, successes one calm apart climb back to exactly the
+    ceiling."""
+    gate, now = pacing.Gate(), 0.0
+    for gap, kind in events:
+        now += gap
+        gate = pacing.learn(gate, TAUGHT[kind], now, ADAPTIVE)
+
+    for _ in range(100):  # log(20 / 1) / log(1.05) is about 61 steps
+        now += 1.0
+        gate = pacing.learn(gate, OK, now, ADAPTIVE)
+
+    assert gate.rate == 20.0

@@ -29,13 +29,26 @@ def headers_only(backend: tk.Backend) -> list[Any]:
 
 
 def unknown_limit(backend: tk.Backend) -> list[Any]:
-    """No rate on the client and no headers from the server: learn the rate."""
-    adaptive = tk.AdaptiveRate(100.0, floor=1.0, factor=0.8, step=0.25, calm=2.0)
+    """No rate on the client and no headers from the server: learn the rate,
+    from a ceiling of 100/s (Meraki's documented per-client limit)."""
+    adaptive = tk.AdaptiveRate(100.0)
     return [tk.Retry(attempts=20), tk.HeaderPacing(adaptive=adaptive)]
 
 
+def retry_budget(backend: tk.Backend) -> list[Any]:
+    """Retry failures at once, within a fleet-wide budget: every first
+    attempt earns a tenth of a retry, and ten are saved up to begin with."""
+    backoff = tk.Backoff(initial=0.01, cap=0.05)
+    budget = tk.RetryBudget(BUDGET_RATIO, cap=BUDGET_CAP)
+    return [tk.Retry(attempts=4, backoff=backoff, budget=budget)]
+
+
+#: The retry budget of the ``retry_budget`` recipe.
+BUDGET_RATIO, BUDGET_CAP = 0.1, 10.0
+
 RECIPES: dict[str, Recipe] = {
     "headers_only": headers_only,
+    "retry_budget": retry_budget,
     "unknown_limit": unknown_limit,
 }
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 import throttlekit as tk
 from throttlekit._core.pacing import Lesson
+from throttlekit.policies.pacing import PacingStatistics
 from throttlekit.testing import FakeClock
 
 URL = "https://api.example.test/v1/items"
@@ -179,3 +182,120 @@ def test_pause_that_begins_while_waiting_is_waited_out() -> None:
 
     assert clock.slept == pytest.approx([0.2, 4.8])
     assert script.calls == 3
+
+
+def test_a_call_waiting_in_a_pause_takes_a_new_place_behind_it() -> None:
+    """A call whose place fell inside a newer pause goes after it, and the
+    line keeps its spacing: the call after it still waits one interval."""
+    clock = FakeClock()
+    backend = tk.MemoryBackend(clock=clock.now)
+    script = Script()
+    pacing = tk.HeaderPacing(spread=0.0, adaptive=tk.AdaptiveRate(10.0))
+    line = "pace|host:api.example.test"
+
+    def sleep(seconds: float) -> None:
+        # Another process sees a 429 while this call sleeps: the rate is cut
+        # from 10/s to 9/s, and the key pauses for 5 seconds.
+        if not clock.slept:
+            backend.learn(line, Lesson(pause=5.0), pacing.config)
+        clock.sleep(seconds)
+
+    http = httpx.Client(
+        transport=tk.ThrottledTransport(
+            pacing, transport=httpx.MockTransport(script), backend=backend, sleep=sleep
+        )
+    )
+    for _ in range(3):
+        http.get(URL)
+
+    assert clock.slept == pytest.approx([0.1, 4.9, 1 / 9])
+    assert script.calls == 3
+
+
+def test_statistics_show_the_learned_rate_and_the_pause() -> None:
+    """After a 429, statistics show the cut rate and the pause left, for a
+    request or its key."""
+    clock = FakeClock()
+    backend = tk.MemoryBackend(clock=clock.now)
+    script = Script((429, {"Retry-After": "2"}))
+    pacing = tk.HeaderPacing(adaptive=tk.AdaptiveRate(100.0))
+    http = httpx.Client(
+        transport=tk.ThrottledTransport(
+            pacing,
+            transport=httpx.MockTransport(script),
+            backend=backend,
+            sleep=clock.sleep,
+        )
+    )
+    before = pacing.statistics(httpx.Request("GET", URL), backend)
+
+    assert http.get(URL).status_code == 429
+    clock.advance(0.5)
+    after = pacing.statistics("host:api.example.test", backend)
+
+    assert (before.rate, before.paused_for) == (100.0, 0.0)
+    assert after == PacingStatistics(
+        key="pace|host:api.example.test",
+        rate=90.0,
+        measured=None,
+        paused_for=1.5,
+        interval=0.0,
+        strikes=0,
+    )
+
+
+def test_statistics_without_an_adaptive_rate_show_no_rate() -> None:
+    """Without an adaptive rate, statistics show the spacing from headers and
+    no rate."""
+    clock = FakeClock()
+    backend = tk.MemoryBackend(clock=clock.now)
+    headers = {"X-RateLimit-Remaining": "5", "X-RateLimit-Reset": "1"}
+    script = Script((200, headers))
+    pacing = tk.HeaderPacing()
+    http = httpx.Client(
+        transport=tk.ThrottledTransport(
+            pacing, transport=httpx.MockTransport(script), backend=backend
+        )
+    )
+    http.get(URL)
+
+    stats = asyncio.run(pacing.astatistics("pace|host:api.example.test", backend))
+
+    assert (stats.rate, stats.measured, stats.interval) == (None, None, 0.2)
+
+
+def test_statistics_of_a_request_without_a_key_are_refused() -> None:
+    """A request the policy does not pace has no line to describe."""
+    pacing = tk.HeaderPacing(key=lambda request: None)
+
+    with pytest.raises(ValueError, match="no pacing key"):
+        pacing.statistics(httpx.Request("GET", URL), tk.MemoryBackend())
+
+
+@pytest.fixture(params=["memory", "redis"])
+def shared(request: pytest.FixtureRequest) -> Iterator[tk.Backend]:
+    """A MemoryBackend, or a RedisBackend on a throwaway redis-server."""
+    if request.param == "memory":
+        yield tk.MemoryBackend()
+        return
+    url = request.getfixturevalue("redis_url")
+    backend = tk.RedisBackend.from_url(url, namespace=f"t{uuid.uuid4().hex[:12]}")
+    yield backend
+    backend.close()
+
+
+def test_backends_agree_on_the_adaptive_line(shared: tk.Backend) -> None:
+    """Memory and Redis cut the rate alike and resume a paused adaptive line
+    within one spacing, whatever the spread."""
+    config = tk.HeaderPacing(spread=0.5, adaptive=tk.AdaptiveRate(100.0)).config
+    shared.learn("line", Lesson(pause=5.0), config)
+
+    place = shared.pace("line", 0.999, config, None)
+    now, gate = shared.gate("line")
+
+    # The place was taken between the lesson (the cut) and now.
+    latest = 5.0 + 0.999 / 90.0
+    earliest = latest - (now - gate.last_cut)
+    assert (gate.rate, gate.span_count) == (90.0, 0.0)
+    assert gate.paused_until == pytest.approx(gate.last_cut + 5.0)
+    assert earliest - 1e-6 <= place.wait <= latest + 1e-6

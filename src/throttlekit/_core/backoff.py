@@ -11,21 +11,36 @@ no jitter it is the envelope itself. The envelope is computed without ever
 raising ``multiplier`` to a power that would overflow: from the attempt at
 which it reaches the cap on, it is the cap.
 
-Adaptive rate (AIMD). A learned request rate, between ``floor`` and
-``ceiling`` requests per second, starts at the ceiling and moves like a TCP
-congestion window:
+Adaptive rate. A learned request rate, between ``floor`` and ``ceiling``
+requests per second, starts at the ceiling and moves like a TCP congestion
+window, cut hard when the server refuses and won back gently while it
+does not:
 
 - Multiplicative decrease: a congestion signal (a 429, RFC 6585 §4) at
-  ``now`` cuts ``rate' = max(floor, min(rate, measured) * factor)``, where
-  ``measured`` (when the caller knows it) is the rate the server actually
-  accepted just before, unless the last cut
-  was at most ``max(window, rtt_guess)`` seconds ago. Requests in flight
-  when the server ran out all come back as 429s within about one round
-  trip; together they are one congestion event and cut once.
-- Additive increase: after ``calm`` seconds without a congestion signal,
-  each further ``calm`` seconds adds ``step`` to the rate, up to exactly
-  ``ceiling``. The step is counted on successes, so a key nobody uses does
-  not climb; a success after a long quiet spell takes every step at once.
+  ``now`` cuts::
+
+      rate' = max(floor, min(rate, measured) * factor)
+
+  where ``measured``, when the caller knows it, is the rate the server
+  actually accepted since the last cut. Cutting from what got through,
+  not from what was sent, lands next to the server's limit in one step
+  however far above it the rate was. Requests in flight when the server
+  ran out all come back as 429s within about one round trip; together
+  they are one congestion event and cut once: a signal at most
+  ``max(window, rtt_guess)`` seconds after the last cut only restarts
+  the calm.
+- Proportional increase: after ``calm`` seconds without a congestion
+  signal, each further ``calm`` seconds multiplies the rate by
+  ``1 + growth``, up to exactly ``ceiling``::
+
+      rate' = min(ceiling, rate * (1 + growth) ** steps)
+
+  A step proportional to the rate, rather than a fixed number of requests
+  per second, probes a 10/s server and a 1000/s one equally gently, and
+  climbs back from the floor in a number of steps that grows only with the
+  logarithm of ``ceiling / floor``. The steps are counted on successes, so
+  a key nobody uses does not climb; a success after a long quiet spell
+  takes every step at once.
 
 The state is a frozen `AdaptiveState` and every transition is a function
 from one state to the next, so a backend can store the state anywhere.
@@ -150,22 +165,30 @@ class AdaptiveState:
 class AdaptiveRate:
     """Learn a rate the server tolerates: cut on 429s, recover when calm.
 
-    A shared budget may be spent by clients we do not control, so the rate
-    a server accepts can sit below the configured one. This controller
-    halves (by default) the rate when the server signals congestion, once
-    per congestion event, and climbs back in small steps while it stays
-    calm. It holds no state itself: each method maps an `AdaptiveState` to
-    the next. See the module docstring for the formula.
+    A shared budget may be spent by clients we do not control, and some
+    servers never say what their limit is, so the rate a server accepts can
+    sit anywhere below the ceiling. This controller cuts the rate when the
+    server signals congestion, once per congestion event, starting from the
+    rate that actually got through, and wins it back a few percent at a
+    time while the server stays calm. It holds no state itself: each method
+    maps an `AdaptiveState` to the next. See the module docstring for the
+    formulas.
+
+    The defaults suit a server whose limit is anywhere from a tenth of the
+    ceiling to the ceiling itself: a cut to 90% of the measured rate, then
+    5% more per calm second.
 
     Args:
         ceiling: The most the rate may be, requests per second; positive.
+            Set it to the most the client may ever send, such as the API's
+            documented per-client limit.
         floor: The least the rate may fall to, requests per second, in
-            ``(0, ceiling]``. ``None`` (default): ``ceiling * 0.05``.
-        factor: Multiplier applied by a cut, in ``(0, 1)``; default 0.5.
-        step: Requests per second added per calm interval, positive.
-            ``None`` (default): ``ceiling * 0.05``.
+            ``(0, ceiling]``. ``None`` (default): ``ceiling * 0.01``.
+        factor: Multiplier applied by a cut, in ``(0, 1)``; default 0.9.
+        growth: Share of the current rate added per calm interval, in
+            ``(0, 1]``; default 0.05.
         calm: Seconds without congestion that earn one step; positive,
-            default 2.
+            default 1.
         window: Seconds after a cut during which further congestion signals
             belong to the same event, at least 0; default 1. A larger
             ``rtt_guess`` passed to `on_congestion` widens it.
@@ -175,16 +198,16 @@ class AdaptiveRate:
         ValueError: An argument is out of range; the message names it.
 
     Example:
-        >>> control = AdaptiveRate(10.0)
-        >>> state = control.on_congestion(control.start(), now=100.0)
+        >>> control = AdaptiveRate(100.0)
+        >>> state = control.on_congestion(control.start(), 0.0, measured=10.0)
         >>> state.rate
-        5.0
+        9.0
     """
 
     ceiling: float
     floor: float
     factor: float
-    step: float
+    growth: float
     calm: float
     window: float
 
@@ -193,20 +216,20 @@ class AdaptiveRate:
         ceiling: float,
         *,
         floor: float | None = None,
-        factor: float = 0.5,
-        step: float | None = None,
-        calm: float = 2.0,
+        factor: float = 0.9,
+        growth: float = 0.05,
+        calm: float = 1.0,
         window: float = 1.0,
     ) -> None:
-        floor = ceiling * 0.05 if floor is None else floor
-        step = ceiling * 0.05 if step is None else step
-        _check_adaptive(ceiling, floor, factor, step, calm, window)
+        _check("ceiling", ceiling, "a finite number > 0", above=0.0)
+        floor = ceiling * 0.01 if floor is None else floor
+        _check_adaptive(ceiling, floor, factor, growth, calm, window)
 
         settings = {
             "ceiling": ceiling,
             "floor": floor,
             "factor": factor,
-            "step": step,
+            "growth": growth,
             "calm": calm,
             "window": window,
         }
@@ -232,10 +255,11 @@ class AdaptiveRate:
             rtt_guess: A guess at the round trip, seconds; signals within
                 ``max(window, rtt_guess)`` of the last cut do not cut again.
                 ``None`` (default): ``window`` alone.
-            measured: The rate the server actually accepted just before the
-                signal, requests per second. When lower than the current
-                rate, the cut starts from it: a rate far above what got
-                through says little about what the server takes.
+            measured: The rate the server actually accepted since the last
+                cut, requests per second; ``None`` when unknown. When lower
+                than the current rate, the cut starts from it: a rate far
+                above what got through says little about what the server
+                takes.
 
         Raises:
             ValueError: ``now`` is not finite, or ``rtt_guess`` is not a
@@ -274,8 +298,16 @@ class AdaptiveRate:
 
         # The calm interval keeps its phase, so successes arriving often do
         # not round away part of each interval.
-        rate = min(self.ceiling, rate + steps * self.step)
-        return AdaptiveState(rate, state.last_cut, state.calm_since + steps * self.calm)
+        calm_since = state.calm_since + steps * self.calm
+        return AdaptiveState(self._grown(rate, steps), state.last_cut, calm_since)
+
+    def _grown(self, rate: float, steps: int) -> float:
+        # Enough steps to pass the ceiling go exactly to it, without raising
+        # 1 + growth to a power that could overflow.
+        needed = math.log(self.ceiling / rate) / math.log1p(self.growth)
+        if steps >= needed:
+            return self.ceiling
+        return min(self.ceiling, rate * (1.0 + self.growth) ** steps)
 
     def _bounded(self, rate: float) -> float:
         # A state saved under another configuration, or corrupted in
@@ -289,15 +321,14 @@ def _check_adaptive(
     ceiling: float,
     floor: float,
     factor: float,
-    step: float,
+    growth: float,
     calm: float,
     window: float,
 ) -> None:
-    _check("ceiling", ceiling, "a finite number > 0", above=0.0)
     floor_range = f"in (0, ceiling={ceiling!r}]"
     _check("floor", floor, floor_range, above=0.0, maximum=ceiling)
     _check("factor", factor, "in (0, 1)", above=0.0, below=1.0)
-    _check("step", step, "a finite number > 0", above=0.0)
+    _check("growth", growth, "in (0, 1]", above=0.0, maximum=1.0)
     _check("calm", calm, "a finite number > 0 (seconds)", above=0.0)
     _check("window", window, "a finite number >= 0 (seconds)", minimum=0.0)
 

@@ -15,11 +15,40 @@ GCRA bucket with a burst of one, except that its spacing is learned:
 
 With an adaptive rate (an `AdaptiveRate` in the config), the gate also
 learns a rate the server tolerates when it does not announce its limit, or
-shares it with clients we do not control: each 429 event cuts the rate,
-starting from the rate the server actually accepted over the last
-``MEASURE_WINDOW`` seconds (counted in the gate, so the whole fleet's
-successes count), and calm successes win it back step by step up to the
-ceiling. Calls are then spaced by at least ``1 / rate``.
+shares it with clients we do not control. Calls are then spaced by at least
+``1 / rate``; each 429 event cuts the rate, starting from the rate the
+server actually accepted, and calm successes win it back a few percent at
+a time up to the ceiling (see `throttlekit._core.backoff`).
+
+What the server accepted is counted in the gate, so the whole fleet's
+successes count, over a *measuring span*: from the last cut to now. A
+server refuses when its budget is empty, so between two cuts its budget
+goes from empty to empty, and what it accepted in between is what it
+refilled: for a token bucket of rate ``R``::
+
+    measured = accepted since the last cut / seconds since the last cut
+             ≈ R
+
+The pause after a 429 stays inside the span on purpose: the server
+refills during it, and leaving it out would credit the refill to the
+seconds after it. Between two cuts the estimate can only err low, when
+the budget overflowed because nobody used it (a pause longer than the
+server's burst takes to refill, or calls sent below the limit). A span
+that began with the budget full, the first of a busy spell, errs high by
+up to the burst over the span; the cut starts from the lower of the rate
+and the estimate, so that costs at most a shallower first cut. Three
+cases say nothing about the server and measure nothing:
+
+- a span shorter than ``MIN_SPAN`` (at the first 429 of a busy period,
+  the server's burst is still in the count);
+- a span with nothing accepted;
+- a key that was idle: a span restarts at the first success after
+  ``IDLE_GAP`` seconds without a success or a cut, since an idle server
+  refilled unseen.
+
+A span longer than ``MEASURE_SPAN`` keeps only its later half, at its
+average rate, so that a long quiet stretch does not dilute the
+measurement of a busy one.
 
 A call arriving at ``now`` takes the place::
 
@@ -28,8 +57,12 @@ A call arriving at ``now`` takes the place::
 
 ``jitter`` is a random fraction in [0, 1) chosen by the caller, so a fleet
 waiting for the end of a pause resumes over ``spread`` seconds instead of all
-at once. What a response teaches is reduced to a `Lesson` first, so backends
-that apply it elsewhere (a Lua script) need only `learn`'s arithmetic.
+at once. With an adaptive rate the spread is at most ``1 / rate``: the line
+already spaces the callers resuming, and a longer spread would only leave
+the server idle before the first of them.
+
+What a response teaches is reduced to a `Lesson` first, so backends that
+apply it elsewhere (a Lua script) need only `learn`'s arithmetic.
 """
 
 from __future__ import annotations
@@ -42,18 +75,27 @@ from .headers import RateLimitInfo, pace
 
 __all__ = [
     "FORGET_RATE",
-    "MEASURE_WINDOW",
+    "IDLE_GAP",
+    "MEASURE_SPAN",
+    "MIN_SPAN",
     "Gate",
     "Lesson",
     "PacingConfig",
     "admit",
     "learn",
     "lesson",
+    "measured",
 ]
 
-#: Seconds over which the gate counts accepted calls, to measure the rate
-#: the server really took when it starts refusing.
-MEASURE_WINDOW = 2.0
+#: Shortest measuring span, seconds, that says what the server accepted;
+#: over less, the burst it allowed when idle is most of the count.
+MIN_SPAN = 1.0
+#: Longest measuring span, seconds; a longer one keeps its later half.
+MEASURE_SPAN = 10.0
+#: Seconds without a success or a cut after which a key counts as idle,
+#: and its measuring span starts over at the next success. Longer than a
+#: pause of one second, the shortest ``Retry-After`` in whole seconds.
+IDLE_GAP = 2.0
 #: Seconds after its last cut that an unused learned rate is forgotten.
 FORGET_RATE = 300.0
 
@@ -88,7 +130,22 @@ class PacingConfig:
 
 @dataclass(frozen=True)
 class Gate:
-    """One key's pacing line; see the module docstring."""
+    """One key's pacing line; see the module docstring.
+
+    Attributes:
+        tat: When the line is free again, seconds.
+        interval: Seconds between calls learned from headers.
+        interval_until: When ``interval`` lapses, seconds.
+        paused_until: When the fleet-wide pause ends, seconds.
+        strikes: 429s in a row without a hint of how long to wait.
+        rate: The learned rate, calls per second; 0 before any is learned
+            (the ceiling applies).
+        last_cut: When the learned rate was last cut, seconds.
+        calm_since: Where the current calm interval started, seconds.
+        span_start: Where the measuring span starts, seconds.
+        span_count: Calls accepted in the measuring span.
+        span_last: When the last call was accepted, seconds.
+    """
 
     tat: float = 0.0
     interval: float = 0.0
@@ -98,9 +155,9 @@ class Gate:
     rate: float = 0.0
     last_cut: float = -math.inf
     calm_since: float = -math.inf
-    window_start: float = -math.inf
-    window_count: float = 0.0
-    previous_count: float = 0.0
+    span_start: float = -math.inf
+    span_count: float = 0.0
+    span_last: float = -math.inf
 
 
 @dataclass(frozen=True)
@@ -173,15 +230,15 @@ def learn(gate: Gate, taught: Lesson, now: float, config: PacingConfig) -> Gate:
 
 
 def _adapt(gate: Gate, taught: Lesson, now: float, control: AdaptiveRate) -> Gate:
-    gate = _roll(gate, now)
     state = AdaptiveState(gate.rate or control.ceiling, gate.last_cut, gate.calm_since)
 
     if not taught.calm:
-        # With nothing counted yet (a new gate), there is no measurement.
-        got = measured(gate, now) or None
-        state = control.on_congestion(state, now, measured=got)
+        state = control.on_congestion(state, now, measured=measured(gate, now))
+        if state.last_cut != gate.last_cut:
+            # The server's budget is empty now: a new span starts from it.
+            gate = replace(gate, span_start=now, span_count=0.0)
     elif taught.accepted:
-        gate = replace(gate, window_count=gate.window_count + 1)
+        gate = _count(gate, now)
         state = control.on_success(state, now)
 
     return replace(
@@ -189,29 +246,26 @@ def _adapt(gate: Gate, taught: Lesson, now: float, control: AdaptiveRate) -> Gat
     )
 
 
-def _roll(gate: Gate, now: float) -> Gate:
-    """Move the counting window on so that it contains ``now``."""
-    elapsed = now - gate.window_start
-    if elapsed < MEASURE_WINDOW:
-        return gate
-    if elapsed < 2 * MEASURE_WINDOW:
-        return replace(
-            gate,
-            window_start=gate.window_start + MEASURE_WINDOW,
-            window_count=0.0,
-            previous_count=gate.window_count,
-        )
-    return replace(gate, window_start=now, window_count=0.0, previous_count=0.0)
+def _count(gate: Gate, now: float) -> Gate:
+    """Count one accepted call at ``now`` in the measuring span."""
+    if not now - max(gate.span_last, gate.span_start) <= IDLE_GAP:
+        gate = replace(gate, span_start=now, span_count=0.0)
+    elif now - gate.span_start > MEASURE_SPAN:
+        half = MEASURE_SPAN / 2
+        kept = gate.span_count * half / (now - gate.span_start)
+        gate = replace(gate, span_start=now - half, span_count=kept)
+    return replace(gate, span_count=gate.span_count + 1, span_last=now)
 
 
-def measured(gate: Gate, now: float) -> float:
-    """Estimate the calls per second the server accepted lately.
-
-    The previous window is weighted by how much of it still overlaps the
-    last ``MEASURE_WINDOW`` seconds, as a sliding window would count it.
-    """
-    overlap = max(0.0, 1.0 - (now - gate.window_start) / MEASURE_WINDOW)
-    return (gate.previous_count * overlap + gate.window_count) / MEASURE_WINDOW
+def measured(gate: Gate, now: float) -> float | None:
+    """Return the calls per second the server accepted in the measuring
+    span, or ``None`` when the span says nothing (see the module
+    docstring)."""
+    span = now - gate.span_start
+    idle = not now - max(gate.span_last, gate.span_start) <= IDLE_GAP
+    if idle or not span >= MIN_SPAN or gate.span_count <= 0:
+        return None
+    return gate.span_count / span
 
 
 def admit(
@@ -226,9 +280,12 @@ def admit(
             pause.
         config: The pacing settings.
     """
+    spread = config.spread
+    if config.adaptive is not None:
+        spread = min(spread, 1.0 / (gate.rate or config.adaptive.ceiling))
     start = max(now, gate.tat)
     if gate.paused_until > now:
-        start = max(start, gate.paused_until + jitter * config.spread)
+        start = max(start, gate.paused_until + jitter * spread)
 
     interval = gate.interval if start < gate.interval_until else 0.0
     if config.adaptive is not None:

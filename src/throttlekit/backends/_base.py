@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from .._core.budget import BudgetConfig
-from .._core.pacing import Lesson, PacingConfig
+from .._core.pacing import Gate, Lesson, PacingConfig
 from .._core.rates import Limit
 
 __all__ = ["Backend", "Lease", "Reservation"]
@@ -96,6 +96,11 @@ class Backend(Protocol):
         """Return the seconds left of ``key``'s pause; 0 when not paused."""
         ...
 
+    def gate(self, key: str) -> tuple[float, Gate]:
+        """Return the time on ``key``'s pacing clock and what its line has
+        learned (a fresh `Gate` when nothing), for statistics."""
+        ...
+
     def learn(self, key: str, lesson: Lesson, config: PacingConfig) -> None:
         """Apply what a response taught to ``key``'s pacing line."""
         ...
@@ -158,6 +163,10 @@ class Backend(Protocol):
 
     async def apaused(self, key: str) -> float:
         """Async twin of `paused`."""
+        ...
+
+    async def agate(self, key: str) -> tuple[float, Gate]:
+        """Async twin of `gate`."""
         ...
 
     async def alearn(self, key: str, lesson: Lesson, config: PacingConfig) -> None:

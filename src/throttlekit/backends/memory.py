@@ -214,6 +214,12 @@ class MemoryBackend:
             gate = self._gates.get(key)
             return 0.0 if gate is None else max(0.0, gate.paused_until - self._clock())
 
+    def gate(self, key: str) -> tuple[float, pacing.Gate]:
+        """Return the backend's time and ``key``'s pacing gate; a fresh
+        `Gate` when none is kept."""
+        with self._lock:
+            return self._clock(), self._gates.get(key, pacing.Gate())
+
     def learn(
         self, key: str, lesson: pacing.Lesson, config: pacing.PacingConfig
     ) -> None:
@@ -334,6 +340,10 @@ class MemoryBackend:
     async def apaused(self, key: str) -> float:
         """Async twin of `paused`."""
         return self.paused(key)
+
+    async def agate(self, key: str) -> tuple[float, pacing.Gate]:
+        """Async twin of `gate`."""
+        return self.gate(key)
 
     async def alearn(
         self, key: str, lesson: pacing.Lesson, config: pacing.PacingConfig

@@ -695,6 +695,26 @@ class RedisBackend:
                 return float(left)
         return 0.0 if self.on_error == "allow" else self._local.paused(key)
 
+    def gate(self, key: str) -> tuple[float, pacing.Gate]:
+        """Return the Redis server's time and what ``key``'s pacing line
+        has learned, a fresh `Gate` when nothing; its ``tat``, kept apart,
+        is not read. When Redis fails under ``"allow"`` or ``"local"``,
+        this process's own gate and clock answer instead.
+
+        Raises:
+            BackendError: Redis failed and ``on_error="raise"``.
+        """
+        if self._health.try_redis():
+            try:
+                reply = GATE.run(self._sync(), [self._key(key, "g")], [])
+            except redis.RedisError as exc:
+                self._failed(exc)
+            else:
+                self._health.answered()
+                now, _, found = read_gate(reply)
+                return now, found
+        return self._local.gate(key)
+
     def learn(
         self, key: str, lesson: pacing.Lesson, config: pacing.PacingConfig
     ) -> None:
@@ -909,6 +929,20 @@ class RedisBackend:
                 self._health.answered()
                 return float(left)
         return 0.0 if self.on_error == "allow" else self._local.paused(key)
+
+    async def agate(self, key: str) -> tuple[float, pacing.Gate]:
+        """Async twin of `gate`."""
+        if self._health.try_redis():
+            state = await self._state()
+            try:
+                reply = await GATE.arun(state.client, [self._key(key, "g")], [])
+            except redis.RedisError as exc:
+                self._failed(exc)
+            else:
+                self._health.answered()
+                now, _, found = read_gate(reply)
+                return now, found
+        return self._local.gate(key)
 
     async def alearn(
         self, key: str, lesson: pacing.Lesson, config: pacing.PacingConfig

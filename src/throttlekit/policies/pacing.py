@@ -18,12 +18,12 @@ from .. import keys as _keys
 from .._core import pacing
 from .._core.backoff import AdaptiveRate
 from .._core.headers import MAX_RETRY_AFTER, parse_headers
-from .._exceptions import RateLimited
 from .._flow import Cancel, Context, Flow, Send, Sleep
+from .._transport import default_backend
 from .._validate import seconds
-from ..backends._base import Reservation
+from ..backends._base import Backend, Reservation
 
-__all__ = ["HeaderPacing"]
+__all__ = ["HeaderPacing", "PacingStatistics"]
 
 logger = logging.getLogger("throttlekit.pacing")
 
@@ -64,13 +64,20 @@ class HeaderPacing:
         adaptive: Learn the rate the server tolerates (see `AdaptiveRate`),
             for servers that do not announce their limit or share it with
             others: each 429 event cuts it, starting from the rate the fleet
-            actually got through, and calm wins it back up to the ceiling.
-            ``None`` (default): off. Costs one backend call per response.
+            actually got through since the last cut, and calm wins it back
+            a few percent at a time up to the ceiling. ``None`` (default):
+            off. Costs one backend call per response.
         name: Prefix of the line names; default ``"pace"``.
 
     Example:
         >>> import throttlekit as tk
         >>> transport = tk.ThrottledTransport(tk.HeaderPacing())
+
+        For a server that never says its limit, learn it under a ceiling:
+
+        >>> pacing = tk.HeaderPacing(adaptive=tk.AdaptiveRate(100.0))
+        >>> pacing.statistics("host:api.example.test").rate
+        100.0
     """
 
     def __init__(
@@ -106,15 +113,12 @@ class HeaderPacing:
             return (yield Send(call))
 
         line = f"{self.name}|{key}"
-        max_wait = min(ctx.remaining, self.max_retry_after)
         sends = ctx.sends
-        place = yield Pace(line, self._random(), self.config, max_wait)
+        place = yield Pace(line, self._random(), self.config, self._bound(ctx))
         ctx.note(line)
 
+        place = yield from self._wait_turn(line, place, ctx)
         try:
-            if place.wait > 0:
-                yield Sleep(place.wait)
-                yield from self._wait_out_pause(line, ctx)
             response = yield Send(call)
         except BaseException:
             if ctx.sends == sends:
@@ -127,20 +131,84 @@ class HeaderPacing:
                 yield Learn(line, taught, self.config)
         return response
 
-    def _wait_out_pause(self, line: str, ctx: Context) -> Flow[None]:
-        """Wait for a pause that began while this call waited its turn.
+    def _wait_turn(
+        self, line: str, place: Reservation, ctx: Context
+    ) -> Flow[Reservation]:
+        """Sleep until the turn of ``place``, or of the place that replaced
+        it, and return that place; give it back if the wait fails.
 
-        A place is taken before the call sleeps; a 429 seen meanwhile by
-        any process pauses the key, and the call must not walk into it.
+        A place is taken before the call sleeps, and a 429 seen meanwhile by
+        any process pauses the key. A call whose turn came inside the pause
+        takes a new place behind it, so that the line keeps its spacing when
+        it resumes, instead of every call whose turn fell in the pause going
+        at once.
         """
-        for _ in range(_RECHECKS):
-            left = yield Paused(line)
-            if left <= 0:
-                return
-            wait = left + self._random() * self.config.spread
-            if wait > min(ctx.remaining, self.max_retry_after):
-                raise RateLimited(line, wait, reason="paused at the server's request")
-            yield Sleep(wait)
+        try:
+            for recheck in range(_RECHECKS + 1):
+                if place.wait <= 0:
+                    break
+                yield Sleep(place.wait)
+                if recheck == _RECHECKS or (yield Paused(line)) <= 0:
+                    break
+                yield Cancel(place)
+                place = yield Pace(line, self._random(), self.config, self._bound(ctx))
+        except BaseException:
+            yield Cancel(place)
+            raise
+        return place
+
+    def statistics(
+        self, key: str | httpx.Request, backend: Backend | None = None
+    ) -> PacingStatistics:
+        """Return a snapshot of one key's line: learned rate, pause, spacing.
+
+        Args:
+            key: A request, keyed as it would be when sent; or a key as the
+                key function returns it, or the line's name as recorded in
+                ``throttlekit.keys``.
+            backend: Where the line lives. ``None`` (default): the
+                process-wide default backend, as for a transport built
+                without ``backend=``.
+
+        Raises:
+            ValueError: The request has no key under this policy.
+            BackendError: The backend failed and raises on failure.
+        """
+        line = self._line(key)
+        now, gate = (backend or default_backend()).gate(line)
+        return self._snapshot(line, now, gate)
+
+    async def astatistics(
+        self, key: str | httpx.Request, backend: Backend | None = None
+    ) -> PacingStatistics:
+        """Async twin of `statistics`."""
+        line = self._line(key)
+        now, gate = await (backend or default_backend()).agate(line)
+        return self._snapshot(line, now, gate)
+
+    def _line(self, key: str | httpx.Request) -> str:
+        if isinstance(key, httpx.Request):
+            found = self.key(key)
+            if found is None:
+                raise ValueError(f"{key.method} {key.url.path} has no pacing key")
+            key = found
+        prefix = f"{self.name}|"
+        return key if key.startswith(prefix) else prefix + key
+
+    def _snapshot(self, line: str, now: float, gate: pacing.Gate) -> PacingStatistics:
+        control = self.config.adaptive
+        rate = measured = None
+        if control is not None:
+            rate = min(control.ceiling, max(control.floor, gate.rate or math.inf))
+            measured = pacing.measured(gate, now)
+        interval = gate.interval if now < gate.interval_until else 0.0
+        paused_for = max(0.0, gate.paused_until - now)
+        return PacingStatistics(
+            line, rate, measured, paused_for, interval, gate.strikes
+        )
+
+    def _bound(self, ctx: Context) -> float:
+        return min(ctx.remaining, self.max_retry_after)
 
     def _lesson(
         self, line: str, request: Any, response: httpx.Response
@@ -174,6 +242,32 @@ class HeaderPacing:
                 return None
             self._struck.discard(line)
         return taught
+
+
+@dataclass(frozen=True)
+class PacingStatistics:
+    """A snapshot of one key's pacing line, shared by the whole fleet.
+
+    Attributes:
+        key: The line's name, as recorded in ``throttlekit.keys``.
+        rate: The learned rate, calls per second: the ceiling until a 429
+            cuts it. ``None`` without an adaptive rate.
+        measured: The calls per second the server accepted since the last
+            cut, the next cut's starting point; ``None`` when that says
+            nothing yet (see `throttlekit._core.pacing`) or without an
+            adaptive rate.
+        paused_for: Seconds left of the fleet-wide pause; 0 when none.
+        interval: Seconds between calls learned from headers, in force now;
+            0 when none.
+        strikes: 429s in a row that gave no hint of how long to wait.
+    """
+
+    key: str
+    rate: float | None
+    measured: float | None
+    paused_for: float
+    interval: float
+    strikes: int
 
 
 @dataclass(frozen=True)

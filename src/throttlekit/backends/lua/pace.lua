@@ -5,7 +5,8 @@
 --          here: interval, interval_until, paused_until, rate.
 -- KEYS[2]  the line, a string: its theoretical arrival time "tat".
 -- ARGV[1]  jitter, a fraction in [0, 1) chosen by the caller.
--- ARGV[2]  spread, seconds over which paused callers resume.
+-- ARGV[2]  spread, seconds over which paused callers resume; at most
+--          1 / rate when the rate is adaptive.
 -- ARGV[3]  the adaptive rate's ceiling, calls per second; 0 when the rate
 --          is not adaptive.
 -- ARGV[4]  max_wait, the longest wait the caller accepts, seconds; -1 for
@@ -38,6 +39,15 @@ local paused_until = tonumber(gate[3]) or 0
 local rate = tonumber(gate[4]) or 0
 local before = redis.call('GET', KEYS[2]) or '0'
 
+if ceiling > 0 then
+  if rate <= 0 then
+    rate = ceiling
+  end
+  -- The line spaces the callers resuming after a pause; a spread longer
+  -- than one spacing would only leave the server idle before the first.
+  spread = math.min(spread, 1 / rate)
+end
+
 local start = math.max(now, tonumber(before))
 local paused = paused_until > now
 if paused then
@@ -47,9 +57,6 @@ if start >= interval_until then
   interval = 0
 end
 if ceiling > 0 then
-  if rate <= 0 then
-    rate = ceiling
-  end
   interval = math.max(interval, 1 / rate)
 end
 
