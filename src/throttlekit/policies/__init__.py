@@ -2,7 +2,7 @@
 
 from .concurrency import Concurrency
 from .dedupe import Dedupe, DedupeStatistics
-from .pacing import HeaderPacing
+from .pacing import HeaderPacing, PacingStatistics
 from .rate import RateLimit
 from .retry import Retry, RetryBudget
 
@@ -11,6 +11,7 @@ __all__ = [
     "Dedupe",
     "DedupeStatistics",
     "HeaderPacing",
+    "PacingStatistics",
     "RateLimit",
     "Retry",
     "RetryBudget",
