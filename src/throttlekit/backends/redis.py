@@ -64,6 +64,7 @@ from .._exceptions import BackendError, RateLimited
 from .._validate import seconds
 from ..keys import digest
 from ._base import Lease, Reservation
+from ._reach import Reach
 from ._redis_pacing import PlaceTicket, gate_args, pace_args, placed, read_gate
 from ._redis_scripts import (
     ACQUIRE,
@@ -299,47 +300,21 @@ class _LoopState:
         task.add_done_callback(self.tasks.discard)
 
 
-class _Health:
-    """Whether Redis answers, and when to try it again after it did not."""
+class _Health(Reach):
+    """Whether Redis answers; in ``"raise"`` mode every call tries it."""
 
     def __init__(self, mode: OnError, share: float, retry_interval: float) -> None:
+        super().__init__(
+            retry_interval,
+            logger,
+            gone=_DEGRADED[mode].format(share=share),
+            back="shared limits apply again",
+        )
         self.mode = mode
-        self.share = share
-        self.retry_interval = retry_interval
-        self.down = False
-        self._next_try = 0.0
-        self._lock = threading.Lock()
 
     def try_redis(self) -> bool:
         """Return whether this call should go to Redis."""
-        if not self.down or self.mode == "raise":
-            return True
-        with self._lock:
-            now = time.monotonic()
-            if now < self._next_try:
-                return False
-            self._next_try = now + self.retry_interval
-            return True
-
-    def failed(self, exc: Exception) -> None:
-        """Record a failed call; warn once when Redis goes away."""
-        with self._lock:
-            self._next_try = time.monotonic() + self.retry_interval
-            if self.down:
-                return
-            self.down = True
-        action = _DEGRADED[self.mode].format(share=self.share)
-        logger.warning("Redis is unreachable (%r); %s until it is back", exc, action)
-
-    def answered(self) -> None:
-        """Record a call Redis answered; warn once when it is back."""
-        if not self.down:
-            return
-        with self._lock:
-            if not self.down:
-                return
-            self.down = False
-        logger.warning("Redis is back; shared limits apply again")
+        return self.mode == "raise" or self.usable()
 
 
 class RedisBackend:

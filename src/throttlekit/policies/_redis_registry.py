@@ -50,6 +50,7 @@ import httpx
 
 from .._exceptions import BackendError, ThrottlekitError
 from .._validate import seconds
+from ..backends._reach import Reach
 from ..backends._redis_dedupe import Claimed, DedupeStore, Done, Lead, Wait
 from ..backends.redis import RedisBackend
 from .dedupe import (
@@ -498,53 +499,27 @@ class _Poll:
             self._deadline = time.monotonic() + self._wait
 
 
-class _Reach:
-    """Whether Redis answers, and when to try it again after it did not."""
+class _Reach(Reach):
+    """Whether Redis answers for Dedupe, and which clients it lacks."""
 
     def __init__(self, retry_interval: float) -> None:
-        self.retry_interval = retry_interval
-        self.down = False
-        self._next_try = 0.0
-        self._lacking: set[str] = set()
-        self._lock = threading.Lock()
-
-    def usable(self) -> bool:
-        """Return whether this call should go to Redis."""
-        if not self.down:
-            return True
-        with self._lock:
-            now = time.monotonic()
-            if now < self._next_try:
-                return False
-            self._next_try = now + self.retry_interval
-            return True
-
-    def failed(self, exc: BackendError) -> None:
-        """Record a failed call; warn once when Redis goes away."""
-        with self._lock:
-            self._next_try = time.monotonic() + self.retry_interval
-            if self.down:
-                return
-            self.down = True
-        logger.warning(
-            "Redis is unreachable (%r); Dedupe merges requests within each "
-            "process only until it is back",
-            exc.__cause__ or exc,
+        super().__init__(
+            retry_interval,
+            logger,
+            gone="Dedupe merges requests within each process only",
+            back="Dedupe merges requests across processes again",
+            back_level=logging.INFO,
         )
+        self._lacking: set[str] = set()
+        self._missing = threading.Lock()
 
-    def answered(self) -> None:
-        """Record a call Redis answered."""
-        if not self.down:
-            return
-        with self._lock:
-            if not self.down:
-                return
-            self.down = False
-        logger.info("Redis is back; Dedupe merges requests across processes again")
+    def failed(self, exc: BaseException) -> None:
+        """Record a failed call, naming the Redis error behind it."""
+        super().failed(exc.__cause__ or exc)
 
     def lacks(self, kind: str) -> None:
         """Warn, once per kind, that the backend has no such client."""
-        with self._lock:
+        with self._missing:
             if kind in self._lacking:
                 return
             self._lacking.add(kind)
