@@ -19,11 +19,6 @@ RedisServer = Any
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def backend(redis_url: str) -> Iterator[RedisBackend]:
     backend = RedisBackend.from_url(redis_url, namespace=f"t{uuid.uuid4().hex[:12]}")
     yield backend

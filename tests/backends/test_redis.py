@@ -7,8 +7,6 @@ import asyncio
 import gc
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -29,30 +27,6 @@ def admit(reservation: tk.Reservation) -> int:
     """Return when a reservation may go, on the server's clock, in µs."""
     admit_us: int = reservation.handle.admit_us  # type: ignore[attr-defined]
     return admit_us
-
-
-@pytest.fixture
-def namespace() -> str:
-    return f"t{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-def backend(redis_url: str, namespace: str) -> Iterator[RedisBackend]:
-    backend = RedisBackend.from_url(redis_url, namespace=namespace)
-    yield backend
-    backend.close()
-
-
-@pytest.fixture
-def raw(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def test_burst_then_one_place_per_interval(backend: RedisBackend) -> None:

@@ -4,7 +4,6 @@ hash tag, so each decision runs on the node that owns it."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -24,11 +23,6 @@ def admit(reservation: tk.Reservation) -> int:
 
 
 @pytest.fixture
-def namespace() -> str:
-    return f"t{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
 def backend(redis_cluster_url: str, namespace: str) -> Iterator[RedisBackend]:
     backend = RedisBackend.from_url(
         redis_cluster_url, cluster=True, namespace=namespace
@@ -42,11 +36,6 @@ def cluster(redis_cluster_url: str) -> Iterator[redis.cluster.RedisCluster]:
     client = redis.cluster.RedisCluster.from_url(redis_cluster_url)
     yield client
     client.close()
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def test_buckets_spread_over_every_master(

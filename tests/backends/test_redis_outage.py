@@ -190,11 +190,6 @@ async def test_async_redis_stopped_then_restarted(
     backend.close()
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.mark.parametrize("mode", MODES)
 def test_pacing_and_budget_while_redis_is_stopped(
     mode: OnError, spawn_redis: Callable[[], RedisServer]

@@ -4,8 +4,6 @@ by every process, with the memory backend's arithmetic."""
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -22,30 +20,6 @@ URL = "https://api.example.test/v1/items"
 def after(place: tk.Reservation) -> float:
     """Return a place's end on the line, server clock, seconds."""
     return float(place.handle.after)  # type: ignore[attr-defined]
-
-
-@pytest.fixture
-def namespace() -> str:
-    return f"t{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-def backend(redis_url: str, namespace: str) -> Iterator[RedisBackend]:
-    backend = RedisBackend.from_url(redis_url, namespace=namespace)
-    yield backend
-    backend.close()
-
-
-@pytest.fixture
-def raw(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def test_learned_interval_spaces_places(backend: RedisBackend) -> None:
