@@ -29,12 +29,20 @@ Example:
 from ._app import RateLimitedApp, ServerStats
 from ._clock import FakeClock
 from ._inventory import MerakiInventoryProfile
-from ._profiles import ApiRequest, Limiter, MerakiProfile, Profile, Verdict
+from ._profiles import (
+    ApiRequest,
+    HeaderProfile,
+    Limiter,
+    MerakiProfile,
+    Profile,
+    Verdict,
+)
 from ._server import RateLimitedAPI, serve
 
 __all__ = [
     "ApiRequest",
     "FakeClock",
+    "HeaderProfile",
     "Limiter",
     "MerakiInventoryProfile",
     "MerakiProfile",

@@ -3,8 +3,9 @@
 A profile is the server's configuration, plain numbers that can be sent to
 a server process. It builds a limiter, the state that decides requests; the
 server builds a new limiter to reset. `MerakiProfile` mimics the Cisco
-Meraki Dashboard API; other profiles (one that emits rate-limit headers, for
-instance) plug in the same way, through `Profile` and `build_profile`.
+Meraki Dashboard API; `HeaderProfile` announces its limit in the IETF
+RateLimit header fields. Others plug in the same way, through `Profile` and
+`build_profile`.
 
 Status 429 and ``Retry-After`` follow RFC 6585 section 4 and RFC 9110
 section 10.2.3 (``Retry-After`` as whole seconds).
@@ -23,6 +24,7 @@ from ._bucket import TokenBucket
 
 __all__ = [
     "ApiRequest",
+    "HeaderProfile",
     "Limiter",
     "MerakiProfile",
     "Profile",
@@ -33,6 +35,10 @@ __all__ = [
 
 ORGANIZATION_LIMITED = (
     "Too many requests for this organization; "
+    "wait the seconds given in Retry-After, then try again."
+)
+HEADER_LIMITED = (
+    "Quota used up for this window; "
     "wait the seconds given in Retry-After, then try again."
 )
 CLIENT_LIMITED = (
@@ -178,7 +184,74 @@ class MerakiLimiter:
         return found
 
 
-_PROFILES: dict[str, Callable[..., Profile]] = {"meraki": MerakiProfile}
+@dataclass(frozen=True)
+class HeaderProfile:
+    """A server that announces its limit in headers, as many APIs do.
+
+    Each source address gets ``quota`` requests per fixed window of
+    ``window`` seconds, the window starting at its first request. Every
+    answer carries the IETF fields ``RateLimit-Policy: "default";q=…;w=…``
+    and ``RateLimit: "default";r=…;t=…`` (remaining, and whole seconds until
+    the window resets, rounded up); a refused request gets 429 with
+    ``Retry-After`` in whole seconds and a JSON body ``{"errors": [...]}``.
+
+    Args:
+        quota: Requests per window per source address; default 50.
+        window: The window's length in seconds; default 5.
+    """
+
+    quota: int = 50
+    window: float = 5.0
+
+    def __post_init__(self) -> None:
+        _check_rate("quota", self.quota)
+        _check_rate("window", self.window)
+
+    def limiter(self) -> HeaderLimiter:
+        """Return a fresh limiter; every window starts on first use."""
+        return HeaderLimiter(self)
+
+    def spec(self) -> dict[str, Any]:
+        """Return the profile as JSON data that `build_profile` accepts."""
+        return {"profile": "headers", **asdict(self)}
+
+
+@dataclass
+class HeaderLimiter:
+    """The fixed windows of a `HeaderProfile`, one per source address."""
+
+    profile: HeaderProfile
+    windows: dict[str, tuple[Fraction, int]] = field(default_factory=dict)
+
+    def decide(self, request: ApiRequest, now: Fraction) -> Verdict:
+        """Admit ``request`` while its window has quota left."""
+        length = Fraction(self.profile.window)
+        start, used = self.windows.get(request.client, (now, 0))
+        if now >= start + length:
+            start, used = now, 0
+
+        left = start + length - now
+        if used >= self.profile.quota:
+            headers = (*self._fields(0, left), ("retry-after", str(retry_after(left))))
+            return Verdict(429, {"errors": [HEADER_LIMITED]}, headers)
+
+        used += 1
+        self.windows[request.client] = (start, used)
+        body = {"method": request.method, "path": request.path}
+        return Verdict(200, body, self._fields(self.profile.quota - used, left))
+
+    def _fields(self, remaining: int, left: Fraction) -> tuple[tuple[str, str], ...]:
+        quota, window = self.profile.quota, self.profile.window
+        return (
+            ("ratelimit-policy", f'"default";q={quota};w={window:g}'),
+            ("ratelimit", f'"default";r={remaining};t={math.ceil(left)}'),
+        )
+
+
+_PROFILES: dict[str, Callable[..., Profile]] = {
+    "meraki": MerakiProfile,
+    "headers": HeaderProfile,
+}
 
 
 def build_profile(spec: Mapping[str, Any]) -> Profile:
