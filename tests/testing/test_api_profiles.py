@@ -155,7 +155,9 @@ def test_a_profile_travels_as_plain_data() -> None:
 
 def test_an_unknown_profile_name_is_refused() -> None:
     """Rebuilding a profile of an unknown name names the known ones."""
-    with pytest.raises(ValueError, match="unknown profile 'nope'; known: headers, meraki"):
+    with pytest.raises(
+        ValueError, match="unknown profile 'nope'; known: headers, meraki"
+    ):
         build_profile({"profile": "nope"})
 
 
