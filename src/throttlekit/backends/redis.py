@@ -33,6 +33,7 @@ reserve script never writes more than the bucket's one short string.
 from __future__ import annotations
 
 import asyncio
+import enum
 import functools
 import logging
 import math
@@ -40,10 +41,10 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeVar
 
 try:
     import redis
@@ -298,6 +299,16 @@ class _LoopState:
         task = asyncio.get_running_loop().create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+
+class _Down(enum.Enum):
+    """Redis gave no answer: skipped while down, or failed."""
+
+    DOWN = 0
+
+
+_DOWN = _Down.DOWN
+_T = TypeVar("_T")
 
 
 class _Health(Reach):
@@ -642,16 +653,11 @@ class RedisBackend:
                 taken.
             BackendError: Redis failed and ``on_error="raise"``.
         """
-        if self._health.try_redis():
-            keys = [self._key(key, "g"), self._key(key, "p")]
-            args = pace_args(jitter, config, max_wait)
-            try:
-                reply = PACE.run(self._sync(), keys, args)
-            except redis.RedisError as exc:
-                self._failed(exc)
-            else:
-                self._health.answered()
-                return placed(key, keys[1], reply)
+        keys = [self._key(key, "g"), self._key(key, "p")]
+        args = pace_args(jitter, config, max_wait)
+        reply = self._ask(lambda client: PACE.run(client, keys, args))
+        if reply is not _DOWN:
+            return placed(key, keys[1], reply)
         return self._fallback_pace(key, jitter, config, max_wait)
 
     def paused(self, key: str) -> float:
@@ -660,14 +666,10 @@ class RedisBackend:
         Raises:
             BackendError: Redis failed and ``on_error="raise"``.
         """
-        if self._health.try_redis():
-            try:
-                left = PAUSED.run(self._sync(), [self._key(key, "g")], [])
-            except redis.RedisError as exc:
-                self._failed(exc)
-            else:
-                self._health.answered()
-                return float(left)
+        gate = [self._key(key, "g")]
+        left = self._ask(lambda client: PAUSED.run(client, gate, []))
+        if left is not _DOWN:
+            return float(left)
         return 0.0 if self.on_error == "allow" else self._local.paused(key)
 
     def gate(self, key: str) -> tuple[float, pacing.Gate]:
@@ -679,15 +681,11 @@ class RedisBackend:
         Raises:
             BackendError: Redis failed and ``on_error="raise"``.
         """
-        if self._health.try_redis():
-            try:
-                reply = GATE.run(self._sync(), [self._key(key, "g")], [])
-            except redis.RedisError as exc:
-                self._failed(exc)
-            else:
-                self._health.answered()
-                now, _, found = read_gate(reply)
-                return now, found
+        gate = [self._key(key, "g")]
+        reply = self._ask(lambda client: GATE.run(client, gate, []))
+        if reply is not _DOWN:
+            now, _, found = read_gate(reply)
+            return now, found
         return self._local.gate(key)
 
     def learn(
@@ -698,15 +696,9 @@ class RedisBackend:
         Raises:
             BackendError: Redis failed and ``on_error="raise"``.
         """
-        if self._health.try_redis():
-            try:
-                self._learn(self._key(key, "g"), lesson, config)
-            except redis.RedisError as exc:
-                self._failed(exc)
-            else:
-                self._health.answered()
-                return
-        if self.on_error == "local":
+        gate = self._key(key, "g")
+        done = self._ask(lambda client: self._learn(gate, lesson, config))
+        if done is _DOWN and self.on_error == "local":
             self._local.learn(key, lesson, config)
 
     def earn(self, key: str, config: budget.BudgetConfig) -> None:
@@ -715,16 +707,10 @@ class RedisBackend:
         Raises:
             BackendError: Redis failed and ``on_error="raise"``.
         """
-        if self._health.try_redis():
-            args: list[Arg] = [repr(config.ratio), repr(config.cap), _BUDGET_TTL_MS]
-            try:
-                EARN.run(self._sync(), [self._key(key, "b")], args)
-            except redis.RedisError as exc:
-                self._failed(exc)
-            else:
-                self._health.answered()
-                return
-        if self.on_error == "local":
+        args: list[Arg] = [repr(config.ratio), repr(config.cap), _BUDGET_TTL_MS]
+        tokens = [self._key(key, "b")]
+        done = self._ask(lambda client: EARN.run(client, tokens, args))
+        if done is _DOWN and self.on_error == "local":
             self._local.earn(key, config)
 
     def spend(self, key: str, config: budget.BudgetConfig) -> bool:
@@ -733,15 +719,11 @@ class RedisBackend:
         Raises:
             BackendError: Redis failed and ``on_error="raise"``.
         """
-        if self._health.try_redis():
-            args: list[Arg] = [repr(config.cap), _BUDGET_TTL_MS]
-            try:
-                spent = SPEND.run(self._sync(), [self._key(key, "b")], args)
-            except redis.RedisError as exc:
-                self._failed(exc)
-            else:
-                self._health.answered()
-                return bool(spent)
+        args: list[Arg] = [repr(config.cap), _BUDGET_TTL_MS]
+        tokens = [self._key(key, "b")]
+        spent = self._ask(lambda client: SPEND.run(client, tokens, args))
+        if spent is not _DOWN:
+            return bool(spent)
         return self.on_error == "allow" or self._local.spend(key, config)
 
     def remember(self, key: str, value: str, ttl: float) -> None:
@@ -757,15 +739,10 @@ class RedisBackend:
             BackendError: Redis failed and ``on_error="raise"``.
         """
         _check_note(value, ttl)
-        if self._health.try_redis():
-            try:
-                self._sync().set(self._key(key, "v"), value, px=_ms(ttl))
-            except redis.RedisError as exc:
-                self._failed(exc)
-            else:
-                self._health.answered()
-                return
-        self._local.remember(key, value, ttl)
+        name = self._key(key, "v")
+        done = self._ask(lambda client: client.set(name, value, px=_ms(ttl)))
+        if done is _DOWN:
+            self._local.remember(key, value, ttl)
 
     def recall(self, key: str) -> str | None:
         """Return the value kept under ``key``; None if none or expired.
@@ -773,14 +750,10 @@ class RedisBackend:
         Raises:
             BackendError: Redis failed and ``on_error="raise"``.
         """
-        if self._health.try_redis():
-            try:
-                value = self._sync().get(self._key(key, "v"))
-            except redis.RedisError as exc:
-                self._failed(exc)
-            else:
-                self._health.answered()
-                return None if value is None else _text(value)
+        name = self._key(key, "v")
+        value = self._ask(lambda client: client.get(name))
+        if value is not _DOWN:
+            return None if value is None else _text(value)
         return self._local.recall(key)
 
     async def areserve(
@@ -879,116 +852,72 @@ class RedisBackend:
         max_wait: float | None,
     ) -> Reservation:
         """Async twin of `pace`."""
-        if self._health.try_redis():
-            state = await self._state()
-            keys = [self._key(key, "g"), self._key(key, "p")]
-            args = pace_args(jitter, config, max_wait)
-            try:
-                reply = await PACE.arun(state.client, keys, args)
-            except redis.RedisError as exc:
-                self._failed(exc)
-            else:
-                self._health.answered()
-                return placed(key, keys[1], reply)
+        keys = [self._key(key, "g"), self._key(key, "p")]
+        args = pace_args(jitter, config, max_wait)
+        reply = await self._aask(lambda client: PACE.arun(client, keys, args))
+        if reply is not _DOWN:
+            return placed(key, keys[1], reply)
         return self._fallback_pace(key, jitter, config, max_wait)
 
     async def apaused(self, key: str) -> float:
         """Async twin of `paused`."""
-        if self._health.try_redis():
-            state = await self._state()
-            try:
-                left = await PAUSED.arun(state.client, [self._key(key, "g")], [])
-            except redis.RedisError as exc:
-                self._failed(exc)
-            else:
-                self._health.answered()
-                return float(left)
+        gate = [self._key(key, "g")]
+        left = await self._aask(lambda client: PAUSED.arun(client, gate, []))
+        if left is not _DOWN:
+            return float(left)
         return 0.0 if self.on_error == "allow" else self._local.paused(key)
 
     async def agate(self, key: str) -> tuple[float, pacing.Gate]:
         """Async twin of `gate`."""
-        if self._health.try_redis():
-            state = await self._state()
-            try:
-                reply = await GATE.arun(state.client, [self._key(key, "g")], [])
-            except redis.RedisError as exc:
-                self._failed(exc)
-            else:
-                self._health.answered()
-                now, _, found = read_gate(reply)
-                return now, found
+        gate = [self._key(key, "g")]
+        reply = await self._aask(lambda client: GATE.arun(client, gate, []))
+        if reply is not _DOWN:
+            now, _, found = read_gate(reply)
+            return now, found
         return self._local.gate(key)
 
     async def alearn(
         self, key: str, lesson: pacing.Lesson, config: pacing.PacingConfig
     ) -> None:
         """Async twin of `learn`."""
-        if self._health.try_redis():
-            state = await self._state()
-            try:
-                await self._alearn(state.client, self._key(key, "g"), lesson, config)
-            except redis.RedisError as exc:
-                self._failed(exc)
-            else:
-                self._health.answered()
-                return
-        if self.on_error == "local":
+        gate = self._key(key, "g")
+        done = await self._aask(
+            lambda client: self._alearn(client, gate, lesson, config)
+        )
+        if done is _DOWN and self.on_error == "local":
             self._local.learn(key, lesson, config)
 
     async def aearn(self, key: str, config: budget.BudgetConfig) -> None:
         """Async twin of `earn`."""
-        if self._health.try_redis():
-            state = await self._state()
-            args: list[Arg] = [repr(config.ratio), repr(config.cap), _BUDGET_TTL_MS]
-            try:
-                await EARN.arun(state.client, [self._key(key, "b")], args)
-            except redis.RedisError as exc:
-                self._failed(exc)
-            else:
-                self._health.answered()
-                return
-        if self.on_error == "local":
+        args: list[Arg] = [repr(config.ratio), repr(config.cap), _BUDGET_TTL_MS]
+        tokens = [self._key(key, "b")]
+        done = await self._aask(lambda client: EARN.arun(client, tokens, args))
+        if done is _DOWN and self.on_error == "local":
             self._local.earn(key, config)
 
     async def aspend(self, key: str, config: budget.BudgetConfig) -> bool:
         """Async twin of `spend`."""
-        if self._health.try_redis():
-            state = await self._state()
-            args: list[Arg] = [repr(config.cap), _BUDGET_TTL_MS]
-            try:
-                spent = await SPEND.arun(state.client, [self._key(key, "b")], args)
-            except redis.RedisError as exc:
-                self._failed(exc)
-            else:
-                self._health.answered()
-                return bool(spent)
+        args: list[Arg] = [repr(config.cap), _BUDGET_TTL_MS]
+        tokens = [self._key(key, "b")]
+        spent = await self._aask(lambda client: SPEND.arun(client, tokens, args))
+        if spent is not _DOWN:
+            return bool(spent)
         return self.on_error == "allow" or self._local.spend(key, config)
 
     async def aremember(self, key: str, value: str, ttl: float) -> None:
         """Async twin of `remember`."""
         _check_note(value, ttl)
-        if self._health.try_redis():
-            state = await self._state()
-            try:
-                await state.client.set(self._key(key, "v"), value, px=_ms(ttl))
-            except redis.RedisError as exc:
-                self._failed(exc)
-            else:
-                self._health.answered()
-                return
-        self._local.remember(key, value, ttl)
+        name = self._key(key, "v")
+        done = await self._aask(lambda client: client.set(name, value, px=_ms(ttl)))
+        if done is _DOWN:
+            self._local.remember(key, value, ttl)
 
     async def arecall(self, key: str) -> str | None:
         """Async twin of `recall`."""
-        if self._health.try_redis():
-            state = await self._state()
-            try:
-                value = await state.client.get(self._key(key, "v"))
-            except redis.RedisError as exc:
-                self._failed(exc)
-            else:
-                self._health.answered()
-                return None if value is None else _text(value)
+        name = self._key(key, "v")
+        value = await self._aask(lambda client: client.get(name))
+        if value is not _DOWN:
+            return None if value is None else _text(value)
         return self._local.recall(key)
 
     def close(self) -> None:
@@ -1035,6 +964,35 @@ class RedisBackend:
 
     def _ttl_us(self) -> int:
         return math.ceil(self.lease_ttl * 1e6)
+
+    def _ask(self, call: Callable[[SyncClient], _T]) -> _T | Literal[_Down.DOWN]:
+        """Put one call to Redis, or answer `_DOWN` when Redis is skipped
+        (down, within ``retry_interval``) or fails (then recorded, and
+        raised as `BackendError` under ``on_error="raise"``)."""
+        if not self._health.try_redis():
+            return _DOWN
+        try:
+            reply = call(self._sync())
+        except redis.RedisError as exc:
+            self._failed(exc)
+            return _DOWN
+        self._health.answered()
+        return reply
+
+    async def _aask(
+        self, call: Callable[[AsyncClient], Awaitable[_T]]
+    ) -> _T | Literal[_Down.DOWN]:
+        """Async twin of `_ask`, on this event loop's client."""
+        if not self._health.try_redis():
+            return _DOWN
+        state = await self._state()
+        try:
+            reply = await call(state.client)
+        except redis.RedisError as exc:
+            self._failed(exc)
+            return _DOWN
+        self._health.answered()
+        return reply
 
     def _failed(self, exc: redis.RedisError) -> None:
         """Record a Redis failure; raise it under ``on_error="raise"``."""
