@@ -102,46 +102,18 @@ def install(
         _check_waits(session)
     chain = tuple(meraki() if policies is None else policies)
     client = session._client
-    if isinstance(client, httpx.AsyncClient):
-        return _wrap_async(client, chain, backend, max_wait)
-    return _wrap_sync(client, chain, backend, max_wait)
+    kind = (
+        AsyncThrottledTransport
+        if isinstance(client, httpx.AsyncClient)
+        else ThrottledTransport
+    )
 
-
-def _wrap_sync(
-    client: httpx.Client,
-    chain: Sequence[Policy[httpx.Request, httpx.Response]],
-    backend: Backend | None,
-    max_wait: float | timedelta | None,
-) -> ThrottledTransport:
-    def wrap(inner: httpx.BaseTransport) -> ThrottledTransport:
+    def wrap(inner: Any) -> Transport:
         _check_bare(inner)
-        return ThrottledTransport(
-            *chain, transport=inner, backend=backend, max_wait=max_wait
-        )
+        return kind(*chain, transport=inner, backend=backend, max_wait=max_wait)
 
     # httpx sends through a mounted transport (a proxy) when one matches the
     # URL, and through the main one otherwise: all of them pass the policies.
-    transport = wrap(client._transport)
-    client._mounts = {
-        pattern: None if mounted is None else wrap(mounted)
-        for pattern, mounted in client._mounts.items()
-    }
-    client._transport = transport
-    return transport
-
-
-def _wrap_async(
-    client: httpx.AsyncClient,
-    chain: Sequence[Policy[httpx.Request, httpx.Response]],
-    backend: Backend | None,
-    max_wait: float | timedelta | None,
-) -> AsyncThrottledTransport:
-    def wrap(inner: httpx.AsyncBaseTransport) -> AsyncThrottledTransport:
-        _check_bare(inner)
-        return AsyncThrottledTransport(
-            *chain, transport=inner, backend=backend, max_wait=max_wait
-        )
-
     transport = wrap(client._transport)
     client._mounts = {
         pattern: None if mounted is None else wrap(mounted)
