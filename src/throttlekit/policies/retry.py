@@ -39,6 +39,10 @@ _LONGEST = 366 * 86400.0
 
 Verdict = Literal["retry", "give", "refuse"]
 
+# Statuses `RateLimitInfo.rate_limited` can be true for (RFC 6585 §4, and
+# the 403 and 503 that some servers send with Retry-After).
+_MAYBE_RATE_LIMITED = frozenset({403, 429, 503})
+
 #: Exceptions retried by default: failures to connect, read or write, and
 #: protocol breaks by the server. Not a full pool (retrying makes it worse),
 #: an unsupported scheme or a local protocol error (they cannot succeed).
@@ -254,6 +258,9 @@ class Retry:
             return self._wait(asked, attempt, rate_limited=asked is not None)
         if not isinstance(result, httpx.Response):
             return None
+        status = result.status_code
+        if status not in self.statuses and status not in _MAYBE_RATE_LIMITED:
+            return None  # the common success: no headers worth reading
 
         info = parse_headers(
             result.status_code,
