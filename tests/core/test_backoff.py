@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from throttlekit._core.backoff import AdaptiveRate, AdaptiveState, Backoff
+from throttlekit._core.backoff import PROBE_HOLD, AdaptiveRate, AdaptiveState, Backoff
 
 
 def constant(value: float) -> Callable[[], float]:
@@ -244,7 +245,7 @@ def test_cuts_stop_at_the_floor() -> None:
 
 def test_each_calm_interval_grows_the_rate_by_its_share() -> None:
     """After a cut, each full calm interval multiplies the rate by 1 + growth."""
-    control = AdaptiveRate(100.0, factor=0.25, growth=0.5, calm=2.0)
+    control = AdaptiveRate(100.0, blind_factor=0.25, growth=0.5, calm=2.0)
     cut = control.on_congestion(control.start(), now=100.0)
 
     early = control.on_success(cut, now=101.9)
@@ -416,8 +417,11 @@ def test_a_burst_within_one_window_cuts_once(
     state, now = replay(control, history)
     start = now + control.window + 1.0
     cut = control.on_congestion(state, start, measured=measured)
-    origin = state.rate if measured is None else min(state.rate, measured)
-    assert cut.rate == max(control.floor, origin * control.factor)
+    if measured is None:
+        expected = state.rate * control.blind_factor
+    else:
+        expected = min(state.rate, measured) * control.factor
+    assert cut.rate == max(control.floor, expected)
 
     for offset in sorted(offsets):
         burst = control.on_congestion(
@@ -459,3 +463,25 @@ def test_calm_never_lowers_the_rate(
     cut = control.on_congestion(state, now + gap, measured=None)
 
     assert cut.rate <= state.rate <= calm.rate
+
+
+def test_past_a_firm_target_the_probe_speeds_up_after_the_hold() -> None:
+    """Past a firm target the rate probes by settled_growth for PROBE_HOLD
+    calm intervals after the cut, then by one settled_growth more each
+    interval until it is growth; one late success takes the same steps."""
+    control = AdaptiveRate(1e6, floor=1.0, factor=0.9)
+    cut = control.on_congestion(control.start(), 0.0, measured=10.0, firm=True)
+    assert (cut.rate, cut.target) == (9.0, 10.0)
+
+    rates, state = [cut.rate], cut
+    for second in range(1, 51):
+        state = control.on_success(state, float(second))
+        rates.append(state.rate)
+
+    steps = [after / before - 1.0 for before, after in itertools.pairwise(rates)]
+    assert rates[1] == 10.0  # one recovery step of 25%, stopped at the target
+    for interval, share in enumerate(steps[1:], start=2):
+        want = min(0.05, 0.005 * max(1, interval - PROBE_HOLD + 1))
+        assert share == pytest.approx(want), interval
+    late = control.on_success(cut, 50.0)
+    assert late.rate == pytest.approx(rates[-1])

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 import throttlekit as tk
 from throttlekit.testing import MerakiProfile, RateLimitedAPI
@@ -14,23 +15,36 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import fleet
 
-RATE, BURST, CALLS = 10, 10, 250
+BURST = 10
 
 
-def test_fleet_learns_a_limit_the_server_never_announces(redis_url: str) -> None:
+@pytest.mark.parametrize(
+    ("rate", "calls", "least"),
+    [
+        pytest.param(10, 250, 0.85, id="meraki-10"),
+        # A burst a fifth of a second deep against a one-second pause: the
+        # pause alone measures a fraction of the rate, the slope between two
+        # spans measures it (benchmarks/bench_peers.py holds the 0.85 target
+        # against nginx; here a looser floor keeps a shared machine quiet).
+        pytest.param(50, 600, 0.75, id="small-burst-50"),
+    ],
+)
+def test_fleet_learns_a_limit_the_server_never_announces(
+    redis_url: str, rate: int, calls: int, least: float
+) -> None:
     """4 processes x 8 threads with no rate configured, only
     HeaderPacing(adaptive=AdaptiveRate(100.0)), against a Meraki-like server
-    (10/s with a burst of 10, 429 with Retry-After and nothing else) reach
-    at least 0.85 efficiency with at most 3% of requests answered 429.
+    (a burst of 10, 429 with Retry-After and nothing else) reach at least
+    ``least`` efficiency with at most 3% of requests answered 429.
 
     Efficiency is the ideal time over the wall time, the ideal being
-    (CALLS - BURST) / RATE: the burst goes at once, the rest at the server's
+    (calls - BURST) / rate: the burst goes at once, the rest at the server's
     rate. The learned rate, read back through statistics(), ends near the
     server's rate, far below the ceiling it started from.
     """
-    with RateLimitedAPI(MerakiProfile(org_rate=RATE, org_burst=BURST)) as api:
+    with RateLimitedAPI(MerakiProfile(org_rate=rate, org_burst=BURST)) as api:
         url = f"{api.url}/api/v1/organizations/1/networks"
-        outcome = fleet.run_fleet("unknown_limit", url, redis_url, calls=CALLS)
+        outcome = fleet.run_fleet("unknown_limit", url, redis_url, calls=calls)
         served = api.stats()
 
     backend = tk.RedisBackend.from_url(redis_url, namespace="fleet")
@@ -38,10 +52,10 @@ def test_fleet_learns_a_limit_the_server_never_announces(redis_url: str) -> None
     learned = pacing.statistics(httpx.Request("GET", url), backend)
     backend.close()
 
-    ideal = (CALLS - BURST) / RATE
-    assert outcome.statuses == {200: CALLS}, outcome
+    ideal = (calls - BURST) / rate
+    assert outcome.statuses == {200: calls}, outcome
     assert outcome.errors == {}
     assert served.count(429) <= 0.03 * served.total, served
-    assert ideal / outcome.wall >= 0.85, outcome
+    assert ideal / outcome.wall >= least, outcome
     assert learned.rate is not None
-    assert RATE / 2 <= learned.rate <= RATE * 2, learned
+    assert rate / 2 <= learned.rate <= rate * 2, learned

@@ -19,28 +19,41 @@ does not:
 - Multiplicative decrease: a congestion signal (a 429, RFC 6585 §4) at
   ``now`` cuts::
 
-      rate' = max(floor, min(rate, measured) * factor)
+      rate' = max(floor, min(rate, measured) * factor)     measured known
+      rate' = max(floor, rate * blind_factor)              otherwise
 
   where ``measured``, when the caller knows it, is the rate the server
   actually accepted since the last cut. Cutting from what got through,
   not from what was sent, lands next to the server's limit in one step
-  however far above it the rate was. Requests in flight when the server
-  ran out all come back as 429s within about one round trip; together
-  they are one congestion event and cut once: a signal at most
-  ``max(window, rtt_guess)`` seconds after the last cut only restarts
-  the calm.
-- Proportional increase: after ``calm`` seconds without a congestion
-  signal, each further ``calm`` seconds multiplies the rate by
-  ``1 + growth``, up to exactly ``ceiling``::
+  however far above it the rate was. Knowing nothing (the first refusal
+  of a busy spell, when the server's burst is most of what got through),
+  the cut is deeper, by half by default, as TCP does: a rate well below
+  the one refused makes the next measurement long and telling. Requests
+  in flight when the server ran out all come back as 429s within about
+  one round trip; together they are one congestion event and cut once: a
+  signal at most ``max(window, rtt_guess)`` seconds after the last cut
+  only restarts the calm.
+- Increase: after ``calm`` seconds without a congestion signal, each
+  further ``calm`` seconds multiplies the rate by ``1 + step``, up to
+  exactly ``ceiling``::
 
-      rate' = min(ceiling, rate * (1 + growth) ** steps)
+      rate' = min(ceiling, rate * (1 + step) ** steps)
 
-  A step proportional to the rate, rather than a fixed number of requests
-  per second, probes a 10/s server and a 1000/s one equally gently, and
-  climbs back from the floor in a number of steps that grows only with the
-  logarithm of ``ceiling / floor``. The steps are counted on successes, so
-  a key nobody uses does not climb; a success after a long quiet spell
-  takes every step at once.
+  The step depends on what the last cut knew. A *firm* measurement (one
+  the caller vouches for) is kept as the ``target``: below it the rate
+  climbs back by ``recovery`` (25%) a step, up to the target, and above
+  it probes by ``settled_growth`` (0.5%, a tenth of ``growth``) a step,
+  since the server was just seen to refuse little more; from the
+  ``PROBE_HOLD``-th (30th) interval after the cut, the probe grows by
+  ``settled_growth`` each interval until it is ``growth``, so a target
+  that was too low holds the rate down for under a minute, not for ever.
+  Without a target, the rate climbs by ``growth`` (5%). A step
+  proportional to the rate, rather than
+  a fixed number of requests per second, probes a 10/s server and a
+  1000/s one equally gently, and climbs back from the floor in a number
+  of steps that grows only with the logarithm of ``ceiling / floor``. The
+  steps are counted on successes, so a key nobody uses does not climb; a
+  success after a long quiet spell takes every step at once.
 
 The state is a frozen `AdaptiveState` and every transition is a function
 from one state to the next, so a backend can store the state anywhere.
@@ -51,10 +64,14 @@ from __future__ import annotations
 import math
 import random as _random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
-__all__ = ["AdaptiveRate", "AdaptiveState", "Backoff"]
+__all__ = ["PROBE_HOLD", "AdaptiveRate", "AdaptiveState", "Backoff"]
+
+#: Calm intervals after a cut during which the rate probes past a firm
+#: target by ``settled_growth`` alone; after them the probe speeds up.
+PROBE_HOLD = 30
 
 Jitter = Literal["full", "none"]
 _JITTERS = ("full", "none")
@@ -154,11 +171,14 @@ class AdaptiveState:
         calm_since: Where the current calm interval started, seconds: the
             last congestion signal, moved on by each recovery step;
             ``-inf`` if there was never any congestion.
+        target: The rate the server was measured to accept at the last
+            cut, requests per second; 0 when that cut was blind.
     """
 
     rate: float
     last_cut: float = -math.inf
     calm_since: float = -math.inf
+    target: float = 0.0
 
 
 @dataclass(frozen=True, init=False)
@@ -175,8 +195,10 @@ class AdaptiveRate:
     formulas.
 
     The defaults suit a server whose limit is anywhere from a tenth of the
-    ceiling to the ceiling itself: a cut to 90% of the measured rate, then
-    5% more per calm second.
+    ceiling to the ceiling itself: a cut to 90% of the measured rate (to
+    half the rate when nothing was measured), back to the measured rate
+    in a second or two, then 0.5% more per calm second; 5% more when
+    there is no firm measurement to climb back to.
 
     Args:
         ceiling: The most the rate may be, requests per second; positive.
@@ -192,6 +214,13 @@ class AdaptiveRate:
         window: Seconds after a cut during which further congestion signals
             belong to the same event, at least 0; default 1. A larger
             ``rtt_guess`` passed to `on_congestion` widens it.
+        blind_factor: Multiplier applied by a cut that knows no measured
+            rate, in ``(0, 1)``; default 0.5.
+        recovery: Share of the rate added per calm interval below a firm
+            measured rate, in ``(0, 1]``; default 0.25.
+        settled_growth: Share of the rate added per calm interval above a
+            firm measured rate, in ``(0, growth]``. ``None`` (default): a
+            tenth of ``growth``, 0.005.
 
     Raises:
         TypeError: An argument is not a number.
@@ -210,6 +239,9 @@ class AdaptiveRate:
     growth: float
     calm: float
     window: float
+    blind_factor: float
+    recovery: float
+    settled_growth: float
 
     def __init__(
         self,
@@ -220,10 +252,20 @@ class AdaptiveRate:
         growth: float = 0.05,
         calm: float = 1.0,
         window: float = 1.0,
+        blind_factor: float = 0.5,
+        recovery: float = 0.25,
+        settled_growth: float | None = None,
     ) -> None:
         _check("ceiling", ceiling, "a finite number > 0", above=0.0)
         floor = ceiling * 0.01 if floor is None else floor
         _check_adaptive(ceiling, floor, factor, growth, calm, window)
+        _check("blind_factor", blind_factor, "in (0, 1)", above=0.0, below=1.0)
+        _check("recovery", recovery, "in (0, 1]", above=0.0, maximum=1.0)
+        settled_growth = growth / 10 if settled_growth is None else settled_growth
+        settled_range = f"in (0, growth={growth!r}]"
+        _check(
+            "settled_growth", settled_growth, settled_range, above=0.0, maximum=growth
+        )
 
         settings = {
             "ceiling": ceiling,
@@ -232,6 +274,9 @@ class AdaptiveRate:
             "growth": growth,
             "calm": calm,
             "window": window,
+            "blind_factor": blind_factor,
+            "recovery": recovery,
+            "settled_growth": settled_growth,
         }
         for name, value in settings.items():
             object.__setattr__(self, name, float(value))
@@ -246,6 +291,7 @@ class AdaptiveRate:
         now: float,
         rtt_guess: float | None = None,
         measured: float | None = None,
+        firm: bool = False,
     ) -> AdaptiveState:
         """Return the state after a congestion signal at ``now``.
 
@@ -259,7 +305,9 @@ class AdaptiveRate:
                 cut, requests per second; ``None`` when unknown. When lower
                 than the current rate, the cut starts from it: a rate far
                 above what got through says little about what the server
-                takes.
+                takes. Unknown, the cut is by ``blind_factor``.
+            firm: ``measured`` is close to the server's rate, not merely
+                below it: it becomes the target the rate climbs back to.
 
         Raises:
             ValueError: ``now`` is not finite, or ``rtt_guess`` is not a
@@ -273,11 +321,13 @@ class AdaptiveRate:
         span = max(self.window, rtt_guess or 0.0)
         if now - state.last_cut <= span:
             # Part of the event already answered: only the calm restarts.
-            return AdaptiveState(rate, state.last_cut, now)
+            return AdaptiveState(rate, state.last_cut, now, state.target)
 
         if measured is not None and math.isfinite(measured) and measured >= 0:
-            rate = min(rate, measured)
-        return AdaptiveState(max(self.floor, rate * self.factor), now, now)
+            base = min(rate, measured)
+            target = max(self.floor, base) if firm else 0.0
+            return AdaptiveState(max(self.floor, base * self.factor), now, now, target)
+        return AdaptiveState(max(self.floor, rate * self.blind_factor), now, now)
 
     def on_success(self, state: AdaptiveState, now: float) -> AdaptiveState:
         """Return the state after a success at ``now``.
@@ -294,20 +344,50 @@ class AdaptiveRate:
 
         steps = math.floor(calm_for / self.calm)
         if steps < 1:
-            return AdaptiveState(rate, state.last_cut, state.calm_since)
+            return replace(state, rate=rate)
 
         # The calm interval keeps its phase, so successes arriving often do
         # not round away part of each interval.
         calm_since = state.calm_since + steps * self.calm
-        return AdaptiveState(self._grown(rate, steps), state.last_cut, calm_since)
+        target = min(self.ceiling, state.target) if state.target > 0 else 0.0
+        if not target:
+            rate = self._grown(rate, steps, self.growth)
+            return AdaptiveState(rate, state.last_cut, calm_since, target)
 
-    def _grown(self, rate: float, steps: int) -> float:
+        # Calm intervals since the cut, before these steps.
+        since = (state.calm_since - state.last_cut) / self.calm
+        done = max(0, round(since)) if math.isfinite(since) else 0
+        if rate < target:
+            # Back to the firm measurement quickly, then probe gently.
+            needed = math.ceil(math.log(target / rate) / math.log1p(self.recovery))
+            if steps < needed:
+                rate = rate * (1.0 + self.recovery) ** steps
+                return AdaptiveState(rate, state.last_cut, calm_since, target)
+            rate, steps, done = target, steps - needed, done + needed
+        rate = self._probed(rate, steps, done)
+        return AdaptiveState(rate, state.last_cut, calm_since, target)
+
+    def _probed(self, rate: float, steps: int, done: int) -> float:
+        # Above a firm target: `settled_growth` a step for the first
+        # PROBE_HOLD calm intervals after the cut, then one `settled_growth`
+        # more each interval until it is `growth`, so a target that was too
+        # low does not hold the rate down for long.
+        while steps > 0 and rate < self.ceiling:
+            done += 1
+            share = self.settled_growth * max(1, done - PROBE_HOLD + 1)
+            if share >= self.growth:
+                return self._grown(rate, steps, self.growth)
+            rate = min(self.ceiling, rate * (1.0 + share))
+            steps -= 1
+        return rate
+
+    def _grown(self, rate: float, steps: int, growth: float) -> float:
         # Enough steps to pass the ceiling go exactly to it, without raising
         # 1 + growth to a power that could overflow.
-        needed = math.log(self.ceiling / rate) / math.log1p(self.growth)
+        needed = math.log(self.ceiling / rate) / math.log1p(growth)
         if steps >= needed:
             return self.ceiling
-        return min(self.ceiling, rate * (1.0 + self.growth) ** steps)
+        return min(self.ceiling, rate * (1.0 + growth) ** steps)
 
     def _bounded(self, rate: float) -> float:
         # A state saved under another configuration, or corrupted in

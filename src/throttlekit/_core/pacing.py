@@ -22,22 +22,45 @@ a time up to the ceiling (see `throttlekit._core.backoff`).
 
 What the server accepted is counted in the gate, so the whole fleet's
 successes count, over a *measuring span*: from the last cut to now. A
-server refuses when its budget is empty, so between two cuts its budget
-goes from empty to empty, and what it accepted in between is what it
-refilled: for a token bucket of rate ``R``::
+server refuses when its budget is empty, so a span starts with the
+budget empty, and everything sent in it was accepted until the 429 that
+ends it. For a token bucket of rate ``R`` and burst ``B``, paused ``P``
+seconds after the cut and then busy for ``t`` seconds (the span's
+*active* time), the count is::
 
-    measured = accepted since the last cut / seconds since the last cut
-             ≈ R
+    count = refill + R · t,        refill = min(B, R · P)
 
-The pause after a 429 stays inside the span on purpose: the server
-refills during it, and leaving it out would credit the refill to the
-seconds after it. Between two cuts the estimate can only err low, when
-the budget overflowed because nobody used it (a pause longer than the
-server's burst takes to refill, or calls sent below the limit). A span
-that began with the budget full, the first of a busy spell, errs high by
-up to the burst over the span; the cut starts from the lower of the rate
-and the estimate, so that costs at most a shallower first cut. Three
-cases say nothing about the server and measure nothing:
+The refill is unknown, so one span bounds the rate from both sides::
+
+    count / (P + t)  <=  R  <=  count / t
+
+The lower bound is exact when the bucket does not fill during the pause
+(``B >= R · P``, as on a server whose ``Retry-After`` is just long
+enough); the upper one when the span is long enough that the burst is
+nothing beside it. Between the two, spans answer for each other: two
+spans after equal pauses hold the same refill, so the rate is the slope
+between them::
+
+    R = (count - prior_count) / (t - prior_t)
+
+The first span of a busy spell begins with the budget full (``B``), the
+same refill as a later one when ``B <= R · P``; when ``B > R · P`` the
+slope errs low and the lower bound is exact instead. The estimate is
+therefore the slope when it is above the lower bound, kept below the
+upper one, and it is *firm*: the adaptive rate climbs back to it quickly
+and probes past it slowly. Otherwise it is the lower bound, not firm.
+The slope needs spans at least ``SLOPE_APART`` seconds apart in active
+time; that is what the deeper *blind* cut at the first 429 of a busy
+spell buys, when nothing is known: a rate well below the refused one
+makes the next span long.
+
+A span that began below the server's rate wasted budget unseen (the
+bucket was full and overflowed), so the count holds less than the
+refill plus the rate, and the slope errs low. The slope is firm only
+when the span was *steady*: its learned rate at its first success was
+at least ``STEADY`` of the slope.
+
+Three cases say nothing about the server and measure nothing:
 
 - a span shorter than ``MIN_SPAN`` (at the first 429 of a busy period,
   the server's burst is still in the count);
@@ -48,7 +71,12 @@ cases say nothing about the server and measure nothing:
 
 A span longer than ``MEASURE_SPAN`` keeps only its later half, at its
 average rate, so that a long quiet stretch does not dilute the
-measurement of a busy one.
+measurement of a busy one. Such a span has no burst left to compare. If
+it was steady, its average is the measurement, firm, and it is the
+prior of the next span (its refill is nothing, so the next slope errs
+low, if at all). If not, it may have begun below the limit: its cut
+starts from the higher of its average and the rate that drew the 429,
+is not firm, and leaves no prior.
 
 A call arriving at ``now`` takes the place::
 
@@ -96,6 +124,14 @@ MEASURE_SPAN = 10.0
 #: and its measuring span starts over at the next success. Longer than a
 #: pause of one second, the shortest ``Retry-After`` in whole seconds.
 IDLE_GAP = 2.0
+#: Least difference in active time, seconds, between two spans whose
+#: slope estimates the server's rate; closer, one call more or less in
+#: either count moves the slope too far.
+SLOPE_APART = 0.1
+#: A span is steady when its rate at its first success was at least this
+#: share of what it measured: it did not begin far below the server's
+#: rate, wasting budget unseen.
+STEADY = 0.95
 #: Seconds after its last cut that an unused learned rate is forgotten.
 FORGET_RATE = 300.0
 
@@ -145,6 +181,15 @@ class Gate:
         span_start: Where the measuring span starts, seconds.
         span_count: Calls accepted in the measuring span.
         span_last: When the last call was accepted, seconds.
+        span_resume: When the span's pause ended: its active time counts
+            from here, seconds.
+        span_rate: The learned rate when the span began.
+        prior_count: Calls accepted in the span before this one.
+        prior_active: That span's active time, seconds; 0 when there is
+            none to compare with, and -1 while this span is folded (see
+            ``MEASURE_SPAN``), which makes it no prior either.
+        target: The firm measured rate of the last cut, that the rate
+            climbs back to; 0 for none.
     """
 
     tat: float = 0.0
@@ -158,6 +203,11 @@ class Gate:
     span_start: float = -math.inf
     span_count: float = 0.0
     span_last: float = -math.inf
+    span_resume: float = -math.inf
+    prior_count: float = 0.0
+    prior_active: float = 0.0
+    target: float = 0.0
+    span_rate: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -230,30 +280,77 @@ def learn(gate: Gate, taught: Lesson, now: float, config: PacingConfig) -> Gate:
 
 
 def _adapt(gate: Gate, taught: Lesson, now: float, control: AdaptiveRate) -> Gate:
-    state = AdaptiveState(gate.rate or control.ceiling, gate.last_cut, gate.calm_since)
+    state = AdaptiveState(
+        gate.rate or control.ceiling,
+        gate.last_cut,
+        gate.calm_since,
+        gate.target,
+    )
 
     if not taught.calm:
-        state = control.on_congestion(state, now, measured=measured(gate, now))
+        value, firm = _estimate(gate, now)
+        state = control.on_congestion(state, now, measured=value, firm=firm)
         if state.last_cut != gate.last_cut:
-            # The server's budget is empty now: a new span starts from it.
-            gate = replace(gate, span_start=now, span_count=0.0)
+            # The server's budget is empty now: a new span starts from it,
+            # and this one becomes the prior the next cut compares with.
+            # An empty span is no prior, nor a folded one that was not
+            # steady: what it kept is diluted.
+            count, active = gate.span_count, _active(gate, now)
+            if gate.span_count <= 0 or (gate.prior_active < 0 and not firm):
+                count, active = 0.0, 0.0
+            gate = replace(
+                gate,
+                span_start=now,
+                span_count=0.0,
+                span_resume=gate.paused_until,
+                span_rate=0.0,
+                prior_count=count,
+                prior_active=active,
+            )
+        else:
+            # A 429 of the same event may lengthen the pause.
+            gate = replace(gate, span_resume=max(gate.span_resume, gate.paused_until))
     elif taught.accepted:
         gate = _count(gate, now)
         state = control.on_success(state, now)
+        if gate.span_count == 1:
+            gate = replace(gate, span_rate=state.rate)
 
     return replace(
-        gate, rate=state.rate, last_cut=state.last_cut, calm_since=state.calm_since
+        gate,
+        rate=state.rate,
+        last_cut=state.last_cut,
+        calm_since=state.calm_since,
+        target=state.target,
     )
+
+
+def _active(gate: Gate, now: float) -> float:
+    """Return the seconds of the measuring span spent outside a pause."""
+    return max(0.0, now - max(gate.span_start, gate.span_resume))
 
 
 def _count(gate: Gate, now: float) -> Gate:
     """Count one accepted call at ``now`` in the measuring span."""
     if not now - max(gate.span_last, gate.span_start) <= IDLE_GAP:
-        gate = replace(gate, span_start=now, span_count=0.0)
+        gate = replace(
+            gate,
+            span_start=now,
+            span_count=0.0,
+            span_resume=now,
+            prior_count=0.0,
+            prior_active=0.0,
+        )
     elif now - gate.span_start > MEASURE_SPAN:
         half = MEASURE_SPAN / 2
         kept = gate.span_count * half / (now - gate.span_start)
-        gate = replace(gate, span_start=now - half, span_count=kept)
+        gate = replace(
+            gate,
+            span_start=now - half,
+            span_count=kept,
+            span_resume=now - half,
+            prior_active=-1.0,
+        )
     return replace(gate, span_count=gate.span_count + 1, span_last=now)
 
 
@@ -261,11 +358,35 @@ def measured(gate: Gate, now: float) -> float | None:
     """Return the calls per second the server accepted in the measuring
     span, or ``None`` when the span says nothing (see the module
     docstring)."""
+    return _estimate(gate, now)[0]
+
+
+def _estimate(gate: Gate, now: float) -> tuple[float | None, bool]:
+    """Return the measured rate and whether it is firm."""
     span = now - gate.span_start
     idle = not now - max(gate.span_last, gate.span_start) <= IDLE_GAP
     if idle or not span >= MIN_SPAN or gate.span_count <= 0:
-        return None
-    return gate.span_count / span
+        return None, False
+    low = gate.span_count / span
+    active = _active(gate, now)
+    if not active > 0:
+        return low, False
+    high = gate.span_count / active
+    if gate.prior_active < 0:
+        # A long span, folded: no burst left to compare. Sent all along at
+        # about what it measured, it measured the server; begun below, it
+        # may have wasted budget unseen, and the rate that drew the 429 is
+        # closer.
+        if gate.span_rate >= STEADY * low:
+            return low, True
+        return max(low, gate.rate), False
+    apart = active - gate.prior_active
+    if gate.prior_active > 0 and abs(apart) >= SLOPE_APART:
+        slope = (gate.span_count - gate.prior_count) / apart
+        if slope > low:
+            slope = min(high, slope)
+            return slope, gate.span_rate >= STEADY * slope
+    return low, False
 
 
 def admit(
