@@ -244,6 +244,39 @@ def test_statistics_show_the_learned_rate_and_the_pause() -> None:
     )
 
 
+def test_statistics_show_the_target_a_firm_measurement_set() -> None:
+    """A second 429 whose span measured the server firmly shows that rate
+    as the target, and the learned rate cut below it."""
+    clock = FakeClock()
+    backend = tk.MemoryBackend(clock=clock.now)
+    pacing = tk.HeaderPacing(adaptive=tk.AdaptiveRate(100.0))
+    line = "pace|host:api.example.test"
+    ok = Lesson(calm=True, accepted=True)
+
+    def accept(count: int, start: float, end: float) -> None:
+        for n in range(count):
+            clock.advance(start + (end - start) * n / (count - 1) - clock.now())
+            backend.learn(line, ok, pacing.config)
+
+    # A 50/s server with a burst of 11: from idle, 11 calls in 0.2 s, then a
+    # 429 that measures nothing and halves the ceiling.
+    accept(11, 0.0, 0.2)
+    clock.advance(0.02)
+    backend.learn(line, Lesson(pause=1.0), pacing.config)
+    # After the one-second pause, 11 + 50 * 3 calls in the 3 s to the next
+    # 429: the slope against the first span is above its bounds, so the
+    # measurement is the upper bound, 161 / 3, and it is firm.
+    accept(161, 1.22, 4.2)
+    clock.advance(4.22 - clock.now())
+    backend.learn(line, Lesson(pause=1.0), pacing.config)
+
+    stats = pacing.statistics(line, backend)
+
+    assert stats.target == pytest.approx(161 / 3)
+    assert stats.rate == pytest.approx(0.9 * 161 / 3)
+    assert stats.paused_for == pytest.approx(1.0)
+
+
 def test_statistics_without_an_adaptive_rate_show_no_rate() -> None:
     """Without an adaptive rate, statistics show the spacing from headers and
     no rate."""

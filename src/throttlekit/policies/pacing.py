@@ -197,14 +197,15 @@ class HeaderPacing:
 
     def _snapshot(self, line: str, now: float, gate: pacing.Gate) -> PacingStatistics:
         control = self.config.adaptive
-        rate = measured = None
+        rate = measured = target = None
         if control is not None:
             rate = min(control.ceiling, max(control.floor, gate.rate or math.inf))
             measured = pacing.measured(gate, now)
+            target = gate.target if gate.target > 0 else None
         interval = gate.interval if now < gate.interval_until else 0.0
         paused_for = max(0.0, gate.paused_until - now)
         return PacingStatistics(
-            line, rate, measured, paused_for, interval, gate.strikes
+            line, rate, measured, paused_for, interval, gate.strikes, target
         )
 
     def _bound(self, ctx: Context) -> float:
@@ -260,6 +261,9 @@ class PacingStatistics:
         interval: Seconds between calls learned from headers, in force now;
             0 when none.
         strikes: 429s in a row that gave no hint of how long to wait.
+        target: The rate the last cut measured firmly, calls per second,
+            that the learned rate returns to and probes past slowly;
+            ``None`` when there is none or without an adaptive rate.
     """
 
     key: str
@@ -268,6 +272,7 @@ class PacingStatistics:
     paused_for: float
     interval: float
     strikes: int
+    target: float | None = None
 
 
 @dataclass(frozen=True)
