@@ -827,3 +827,29 @@ def test_rate_target_and_measurement_stay_in_range(
         assert gate.target == 0.0 or control.floor <= gate.target <= control.ceiling
         got = pacing.measured(gate, now)
         assert got is None or (math.isfinite(got) and got >= 0.0)
+
+
+def test_a_prior_longer_than_the_span_gives_no_slope() -> None:
+    """Against a prior span longer in active time, the slope is not taken:
+    a first span that began with a burst larger than a pause refills would
+    make it err high. The lower bound is the measurement, not firm."""
+    control = AdaptiveRate(100.0, factor=0.9)
+    gate = pacing.Gate(
+        rate=50.0,
+        last_cut=10.0,
+        calm_since=10.0,
+        span_start=10.0,
+        span_count=12.0,
+        span_last=11.2,
+        span_resume=11.0,
+        span_rate=50.0,
+        prior_count=55.0,
+        prior_active=0.55,
+    )
+    low = 12.0 / 1.23
+
+    assert pacing.measured(gate, 11.23) == pytest.approx(low)
+    cut = pacing.learn(gate, REFUSED, 11.23, config(control))
+
+    assert cut.target == 0.0
+    assert cut.rate == pytest.approx(0.9 * low)

@@ -10,7 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from throttlekit._core.backoff import PROBE_HOLD, AdaptiveRate, AdaptiveState, Backoff
+from throttlekit._core.backoff import (
+    PROBE_HOLD,
+    PROBE_RAMP,
+    AdaptiveRate,
+    AdaptiveState,
+    Backoff,
+)
 
 
 def constant(value: float) -> Callable[[], float]:
@@ -467,8 +473,9 @@ def test_calm_never_lowers_the_rate(
 
 def test_past_a_firm_target_the_probe_speeds_up_after_the_hold() -> None:
     """Past a firm target the rate probes by settled_growth for PROBE_HOLD
-    calm intervals after the cut, then by one settled_growth more each
-    interval until it is growth; one late success takes the same steps."""
+    calm intervals after the cut, then by a step growing evenly to growth
+    over PROBE_RAMP more, then by growth; one late success takes the same
+    steps."""
     control = AdaptiveRate(1e6, floor=1.0, factor=0.9)
     cut = control.on_congestion(control.start(), 0.0, measured=10.0, firm=True)
     assert (cut.rate, cut.target) == (9.0, 10.0)
@@ -481,7 +488,8 @@ def test_past_a_firm_target_the_probe_speeds_up_after_the_hold() -> None:
     steps = [after / before - 1.0 for before, after in itertools.pairwise(rates)]
     assert rates[1] == 10.0  # one recovery step of 25%, stopped at the target
     for interval, share in enumerate(steps[1:], start=2):
-        want = min(0.05, 0.005 * max(1, interval - PROBE_HOLD + 1))
+        ramp = min(1.0, max(0, interval - PROBE_HOLD) / PROBE_RAMP)
+        want = 0.005 + (0.05 - 0.005) * ramp
         assert share == pytest.approx(want), interval
     late = control.on_success(cut, 50.0)
     assert late.rate == pytest.approx(rates[-1])

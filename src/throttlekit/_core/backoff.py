@@ -43,10 +43,10 @@ does not:
   the caller vouches for) is kept as the ``target``: below it the rate
   climbs back by ``recovery`` (25%) a step, up to the target, and above
   it probes by ``settled_growth`` (0.5%, a tenth of ``growth``) a step,
-  since the server was just seen to refuse little more; from the
-  ``PROBE_HOLD``-th (30th) interval after the cut, the probe grows by
-  ``settled_growth`` each interval until it is ``growth``, so a target
-  that was too low holds the rate down for under a minute, not for ever.
+  since the server was just seen to refuse little more; after
+  ``PROBE_HOLD`` (30) intervals from the cut, the step grows evenly to
+  ``growth`` over ``PROBE_RAMP`` (10) more, so a target that was too low
+  holds the rate down for under a minute, not for ever.
   Without a target, the rate climbs by ``growth`` (5%). A step
   proportional to the rate, rather than
   a fixed number of requests per second, probes a 10/s server and a
@@ -67,11 +67,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
-__all__ = ["PROBE_HOLD", "AdaptiveRate", "AdaptiveState", "Backoff"]
+__all__ = ["PROBE_HOLD", "PROBE_RAMP", "AdaptiveRate", "AdaptiveState", "Backoff"]
 
 #: Calm intervals after a cut during which the rate probes past a firm
-#: target by ``settled_growth`` alone; after them the probe speeds up.
+#: target by ``settled_growth`` alone.
 PROBE_HOLD = 30
+#: Calm intervals after the hold over which the probe's step grows evenly
+#: from ``settled_growth`` to ``growth``.
+PROBE_RAMP = 10
 
 Jitter = Literal["full", "none"]
 _JITTERS = ("full", "none")
@@ -261,7 +264,9 @@ class AdaptiveRate:
         _check_adaptive(ceiling, floor, factor, growth, calm, window)
         _check("blind_factor", blind_factor, "in (0, 1)", above=0.0, below=1.0)
         _check("recovery", recovery, "in (0, 1]", above=0.0, maximum=1.0)
-        settled_growth = growth / 10 if settled_growth is None else settled_growth
+        if settled_growth is None:
+            # A tenth of growth, unless that is too small for a float.
+            settled_growth = growth / 10 or growth
         settled_range = f"in (0, growth={growth!r}]"
         _check(
             "settled_growth", settled_growth, settled_range, above=0.0, maximum=growth
@@ -369,17 +374,20 @@ class AdaptiveRate:
 
     def _probed(self, rate: float, steps: int, done: int) -> float:
         # Above a firm target: `settled_growth` a step for the first
-        # PROBE_HOLD calm intervals after the cut, then one `settled_growth`
-        # more each interval until it is `growth`, so a target that was too
-        # low does not hold the rate down for long.
-        while steps > 0 and rate < self.ceiling:
+        # PROBE_HOLD calm intervals after the cut (``done`` of them are
+        # past), then a step growing evenly to `growth` over PROBE_RAMP
+        # more, so a target that was too low does not hold the rate down
+        # for long; then `growth`.
+        held = max(0, min(steps, PROBE_HOLD - done))
+        rate = self._grown(rate, held, self.settled_growth)
+        steps, done = steps - held, done + held
+        while steps > 0 and done < PROBE_HOLD + PROBE_RAMP:
             done += 1
-            share = self.settled_growth * max(1, done - PROBE_HOLD + 1)
-            if share >= self.growth:
-                return self._grown(rate, steps, self.growth)
-            rate = min(self.ceiling, rate * (1.0 + share))
+            share = (done - PROBE_HOLD) / PROBE_RAMP
+            step = self.settled_growth + (self.growth - self.settled_growth) * share
+            rate = min(self.ceiling, rate * (1.0 + step))
             steps -= 1
-        return rate
+        return self._grown(rate, steps, self.growth)
 
     def _grown(self, rate: float, steps: int, growth: float) -> float:
         # Enough steps to pass the ceiling go exactly to it, without raising

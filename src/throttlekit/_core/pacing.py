@@ -45,7 +45,9 @@ between them::
 
 The first span of a busy spell begins with the budget full (``B``), the
 same refill as a later one when ``B <= R · P``; when ``B > R · P`` the
-slope errs low and the lower bound is exact instead. The estimate is
+lower bound is exact instead, and the slope errs low, provided the later
+span is the longer one: against a shorter one it would err high, so the
+slope is taken only against a prior span shorter in active time. The estimate is
 therefore the slope when it is above the lower bound, kept below the
 upper one, and it is *firm*: the adaptive rate climbs back to it quickly
 and probes past it slowly. Otherwise it is the lower bound, not firm.
@@ -124,9 +126,9 @@ MEASURE_SPAN = 10.0
 #: and its measuring span starts over at the next success. Longer than a
 #: pause of one second, the shortest ``Retry-After`` in whole seconds.
 IDLE_GAP = 2.0
-#: Least difference in active time, seconds, between two spans whose
-#: slope estimates the server's rate; closer, one call more or less in
-#: either count moves the slope too far.
+#: Least excess of a span's active time, seconds, over its prior's for
+#: their slope to estimate the server's rate; closer, one call more or
+#: less in either count moves the slope too far.
 SLOPE_APART = 0.1
 #: A span is steady when its rate at its first success was at least this
 #: share of what it measured: it did not begin far below the server's
@@ -380,8 +382,11 @@ def _estimate(gate: Gate, now: float) -> tuple[float | None, bool]:
         if gate.span_rate >= STEADY * low:
             return low, True
         return max(low, gate.rate), False
+    # Only against a shorter prior: the first span of a busy spell began
+    # with more than a later refill when B > R · P, which makes the slope
+    # err low against a longer span but high against a shorter one.
     apart = active - gate.prior_active
-    if gate.prior_active > 0 and abs(apart) >= SLOPE_APART:
+    if gate.prior_active > 0 and apart >= SLOPE_APART:
         slope = (gate.span_count - gate.prior_count) / apart
         if slope > low:
             slope = min(high, slope)
