@@ -15,7 +15,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from throttlekit._core import pacing
-from throttlekit._core.backoff import AdaptiveRate
+from throttlekit._core.backoff import AdaptiveRate, AdaptiveState
 
 OK = pacing.Lesson(calm=True, accepted=True)
 PAUSE = 1.0
@@ -853,3 +853,68 @@ def test_a_prior_longer_than_the_span_gives_no_slope() -> None:
 
     assert cut.target == 0.0
     assert cut.rate == pytest.approx(0.9 * low)
+
+
+def test_a_burst_bigger_than_a_pause_refills_sets_no_target_above_the_server() -> None:
+    """A 10/s server with a burst of 50, one call at a time as the line
+    admits it: the first span is the burst, 55 calls in 0.55 s, and its 429
+    cuts blind to 50/s; the pause refills only 10, so the next span is
+    shorter in active time. A slope against that longer prior would err
+    high (the prior began with 50, the span with 10), so it is not taken:
+    the second cut measures the lower bound, sets no target, and lands
+    below the server's rate."""
+    server = Bucket(rate=10.0, burst=50.0)
+    paced = config(AdaptiveRate(100.0))
+    gate, now = pacing.Gate(), 0.0
+    cuts: list[pacing.Gate] = []
+    while len(cuts) < 2:
+        assert now < 60.0, "the server never refused"
+        wait, gate = pacing.admit(gate, now, 0.0, paced)
+        now += wait
+        lesson = OK if server.take(now) else REFUSED
+        gate = pacing.learn(gate, lesson, now, paced)
+        if lesson is REFUSED:
+            cuts.append(gate)
+
+    blind, second = cuts
+    assert blind.rate == pytest.approx(50.0)
+    assert blind.prior_active > second.prior_active > 0
+    assert second.target == 0.0
+    assert second.rate < server.rate
+
+
+def test_a_growth_too_small_to_tenth_is_its_own_settled_growth() -> None:
+    """settled_growth defaults to a tenth of growth; where that underflows
+    to zero, it is growth itself, rather than an error about a setting the
+    caller never passed."""
+    control = AdaptiveRate(100.0, growth=5e-324)
+
+    assert control.settled_growth == control.growth == 5e-324
+
+
+@pytest.mark.timeout(10)
+def test_a_success_long_after_a_cut_above_a_target_takes_its_steps_at_once() -> None:
+    """Above a firm target, a success after a long calm takes the hold, the
+    ramp and the rest in closed form, however small settled_growth: with
+    one that changes nothing per step, a success 1e9 calm seconds later
+    lands on the ceiling at once instead of stepping a billion times."""
+    control = AdaptiveRate(100.0, settled_growth=5e-324)
+    state = AdaptiveState(50.0, last_cut=0.0, calm_since=0.0, target=50.0)
+
+    after = control.on_success(state, 1e9)
+
+    assert after.rate == control.ceiling
+
+
+def test_a_429_of_the_same_event_moves_the_spans_resume_to_its_pause() -> None:
+    """A second 429 within the window does not cut again, but a longer
+    pause it asks for is no sending time: the span's active time starts at
+    its end."""
+    paced = config(AdaptiveRate(100.0))
+    gate = pacing.learn(pacing.Gate(), REFUSED, 0.0, paced)
+    longer = pacing.Lesson(pause=2.0)
+
+    gate = pacing.learn(gate, longer, 0.5, paced)
+
+    assert gate.last_cut == 0.0
+    assert gate.span_resume == 2.5
